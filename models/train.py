@@ -1,0 +1,108 @@
+"""Training: the seeds' recipes, deterministic for a seed, written atomically."""
+
+from pathlib import Path
+from typing import Callable, Optional
+
+import torch
+from torch import nn
+
+from models.artifacts import TRAIN_JSON, WEIGHTS, UserError, atomic_path, read_json, sha256_file, write_json
+from models.data import LOADERS, Dataset
+from models.spec import ModelSpec
+
+ProgressFn = Callable[[int, float], None]  # (step, loss)
+
+
+def _loss_fn(name: str) -> nn.Module:
+    return {"mse-sum": nn.MSELoss(reduction="sum"), "cross-entropy": nn.CrossEntropyLoss()}[name]
+
+
+def _optimizer(spec: ModelSpec, model: nn.Module) -> torch.optim.Optimizer:
+    recipe = spec.recipe
+    if recipe.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum)
+    return torch.optim.Adam(model.parameters(), lr=recipe.lr)
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    return (model(x).argmax(dim=1) == y).float().mean().item()
+
+
+def train(
+    spec: ModelSpec, steps: Optional[int] = None, seed: int = 0,
+    on_step: Optional[ProgressFn] = None,
+) -> tuple[nn.Module, dict]:
+    """Train `spec`'s model from scratch; return it and the metrics for train.json."""
+    recipe = spec.recipe
+    steps = recipe.steps if steps is None else steps
+    torch.manual_seed(seed)  # weights, mini-batch order and DynamicNet's depth draws
+    model = spec.build()
+    data: Dataset = LOADERS[recipe.data](seed)
+    loss_fn, optimizer = _loss_fn(recipe.loss), _optimizer(spec, model)
+    n = len(data.x_train)
+
+    loss = torch.tensor(float("nan"))
+    model.train()
+    for step in range(steps):
+        if recipe.batch_size is None:
+            x, y = data.x_train, data.y_train
+        else:
+            rows = torch.randint(0, n, (recipe.batch_size,))
+            x, y = data.x_train[rows], data.y_train[rows]
+        loss = loss_fn(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if on_step is not None:
+            on_step(step, loss.item())
+    model.eval()
+
+    metrics: dict = {"final_loss": loss.item()}
+    if data.x_test is not None:
+        metrics["train_accuracy"] = accuracy(model, data.x_train, data.y_train)
+        metrics["test_accuracy"] = accuracy(model, data.x_test, data.y_test)
+        metrics["test_size"] = len(data.y_test)
+    for depth_input in spec.int_inputs:  # DynamicNet: how well each path fits
+        with torch.no_grad():
+            metrics[f"loss_by_{depth_input.name}"] = {
+                str(v): loss_fn(model(data.x_train, v), data.y_train).item()
+                for v in depth_input.values()
+            }
+    return model, metrics
+
+
+def save(spec: ModelSpec, model: nn.Module, metrics: dict, *, seed: int, steps: int,
+         artifacts: Path, seconds: float) -> Path:
+    """Write weights.pt then train.json, each atomically; return the model's folder."""
+    folder = Path(artifacts) / spec.name
+    with atomic_path(folder / WEIGHTS) as tmp:
+        torch.save(model.state_dict(), tmp)
+    write_json(folder / TRAIN_JSON, {
+        "model": spec.name,
+        "recipe": {**spec.recipe.__dict__, "steps": steps},
+        "seed": seed,
+        **metrics,
+        "train_seconds": round(seconds, 2),
+        "torch": torch.__version__,
+        "weights_sha256": sha256_file(folder / WEIGHTS),
+    })
+    return folder
+
+
+def load_trained(spec: ModelSpec, artifacts: Path) -> tuple[nn.Module, dict]:
+    """The trained model in eval mode and its train.json; a clear error when absent."""
+    folder = Path(artifacts) / spec.name
+    fix = f"run 'train-model {spec.name}' first"
+    if not (folder / WEIGHTS).is_file():
+        raise UserError(f"no trained weights for {spec.name!r} at {folder / WEIGHTS}; {fix}")
+    info = read_json(folder / TRAIN_JSON, "train.json", fix)
+    if info.get("weights_sha256") != sha256_file(folder / WEIGHTS):
+        raise UserError(f"{folder / WEIGHTS} does not match the sha256 in {TRAIN_JSON}; {fix}")
+    model = spec.build()
+    try:
+        model.load_state_dict(torch.load(folder / WEIGHTS, weights_only=True))
+    except Exception as e:  # a corrupt or foreign file: torch raises many types
+        raise UserError(f"cannot load {folder / WEIGHTS}: {str(e).splitlines()[0]}; {fix}") from None
+    return model.eval(), info
+
