@@ -1,6 +1,6 @@
 """torchship's models: the three seed networks and the registry of their specs."""
 
-from models.nets import ConvNet, DynamicNet, TwoLayerNet
+from models.nets import MAX_DEPTH, ConvNet, DynamicNet, TwoLayerNet
 from models.spec import BATCH, InputSpec, ModelSpec, OutputSpec, Recipe
 
 SPECS: dict[str, ModelSpec] = {
@@ -26,7 +26,7 @@ SPECS: dict[str, ModelSpec] = {
             build=DynamicNet,
             inputs=(
                 InputSpec("x", shape=(BATCH, 1000)),
-                InputSpec("depth", kind="int", dtype="int64", low=0, high=DynamicNet.MAX_DEPTH,
+                InputSpec("depth", kind="int", dtype="int64", low=0, high=MAX_DEPTH,
                           optional=True),
             ),
             outputs=(OutputSpec("y", shape=(BATCH, 10)),),

@@ -14,6 +14,8 @@ from typing import Iterator
 import click
 
 DEFAULT_ARTIFACTS = Path("artifacts")
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 WEIGHTS = "weights.pt"
 TRAIN_JSON = "train.json"
 
@@ -36,6 +38,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
     except OSError as e:
         raise UserError(f"cannot write {path}: {e.strerror}; choose a writable --artifacts folder")
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp's 0600 would make artifacts private
     try:
         yield Path(tmp)
         with open(tmp, "rb+") as f:

@@ -10,6 +10,8 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+MAX_DEPTH = 3  # DynamicNet's deepest path, as in the tutorial's random.randint(0, 3)
+
 
 class TwoLayerNet(nn.Module):
     """Linear(D_in, H) -> clamp(min=0) -> Linear(H, D_out) (seed 001, "Custom nn Modules")."""
@@ -33,20 +35,37 @@ class DynamicNet(nn.Module):
     the draw follow `torch.manual_seed`.
     """
 
-    MAX_DEPTH: int = 3
-
     def __init__(self, d_in: int = 1000, hidden: int = 100, d_out: int = 10):
         super().__init__()
+        self.max_depth = MAX_DEPTH
         self.input_linear = nn.Linear(d_in, hidden)
         self.middle_linear = nn.Linear(hidden, hidden)
         self.output_linear = nn.Linear(hidden, d_out)
 
     def forward(self, x: torch.Tensor, depth: Optional[int] = None) -> torch.Tensor:
         if depth is None:
-            depth = int(torch.randint(0, self.MAX_DEPTH + 1, [1]).item())
+            depth = int(torch.randint(0, self.max_depth + 1, [1]).item())
         h_relu = self.input_linear(x).clamp(min=0)  # (B, H)
         for _ in range(depth):
             h_relu = self.middle_linear(h_relu).clamp(min=0)  # (B, H), shared weights
+        return self.output_linear(h_relu)  # (B, D_out)
+
+    def forward_for_export(self, x: torch.Tensor, depth: torch.Tensor) -> torch.Tensor:
+        """forward() as torch.export needs it: the same layers, the loop as a while_loop.
+
+        `depth` is a 0-dim int64 tensor, so the ONNX graph keeps a Loop whose trip
+        count comes from a graph input instead of a chain unrolled for one depth.
+        """
+        from torch._higher_order_ops.while_loop import while_loop
+
+        def keep_going(i: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+            return i < depth
+
+        def middle(i: torch.Tensor, h: torch.Tensor):
+            return i + 1, self.middle_linear(h).clamp(min=0)
+
+        h_relu = self.input_linear(x).clamp(min=0)  # (B, H)
+        _, h_relu = while_loop(keep_going, middle, (torch.zeros_like(depth), h_relu))
         return self.output_linear(h_relu)  # (B, D_out)
 
 

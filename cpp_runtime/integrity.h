@@ -1,0 +1,28 @@
+// Integrity checks that run before any file is handed to libtorch.
+//
+// libtorch trusts its archives: a flipped byte in a tensor entry loads silently as a
+// wrong weight, and some malformed archives crash its reader. So every archive it
+// reads (model, inputs, samples) is first proven to be a consistent zip whose
+// entries all match their CRC32, and a file listed in a sidecar manifest.json must
+// also match the sha256 recorded there.
+#pragma once
+
+#include <string>
+
+namespace torchship {
+
+// Throws UserError unless `path` is a non-empty, structurally consistent zip archive
+// whose every entry decompresses and matches its CRC32. `fix` ends the message
+// ("re-export it", "re-save it with torch.save").
+void verify_zip(const std::string& path, const std::string& fix);
+
+// Lowercase hex sha256 of the file's bytes (OpenSSL EVP).
+std::string sha256_file(const std::string& path);
+
+// If a manifest.json sits beside `path` and lists this file's name at `json_pointer`
+// (e.g. "/formats/torchscript" or "/samples", an object with "file" and "sha256"),
+// throws UserError when the file's sha256 differs. Returns whether it checked.
+bool verify_sidecar_sha256(const std::string& path, const std::string& json_pointer,
+                           const std::string& fix);
+
+}  // namespace torchship

@@ -1,0 +1,40 @@
+// Loading a TorchScript archive for inference, and the file I/O around it.
+#pragma once
+
+#include <torch/script.h>
+
+#include <string>
+#include <vector>
+
+#include "contract.h"
+
+namespace torchship {
+
+struct LoadedModel {
+  torch::jit::Module module;
+  Contract contract;
+  torch::Device device{torch::kCPU};
+  double integrity_ms = 0;  // zip CRC + sidecar sha256 checks
+  double load_ms = 0;       // everything, integrity checks included
+};
+
+// "cpu", "cuda" or "cuda:N"; throws UserError when CUDA is asked for and cannot be had.
+torch::Device resolve_device(const std::string& name);
+
+// Verifies the archive, loads it with its embedded contract, and prepares it for
+// fast inference on `device`.
+LoadedModel load_model(const std::string& path, const torch::Device& device);
+
+// Runs forward on `inputs` (already validated) and returns the output on the CPU.
+torch::Tensor run_forward(LoadedModel& model, const std::vector<c10::IValue>& inputs);
+
+// A file written by Python's torch.save, verified like an archive first.
+c10::IValue read_torch_save(const std::string& path);
+
+// Writes `value` so that Python's torch.load reads it; atomically (temp + rename).
+void write_torch_save(const std::string& path, const c10::IValue& value);
+
+// The positional inputs in a torch.save file: one tensor, or a tuple/list.
+std::vector<c10::IValue> as_input_list(const c10::IValue& value, const std::string& path);
+
+}  // namespace torchship

@@ -1,0 +1,77 @@
+"""An exported model on disk: its folder, manifest and files, integrity-checked on use."""
+
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from models import get_spec
+from models.artifacts import UserError, read_json, sha256_file
+from models.spec import ModelSpec
+
+MANIFEST = "manifest.json"
+SAMPLES = "samples.pt"
+FILES = {"torchscript": "model.torchscript.pt", "onnx": "model.onnx"}
+FORMATS = tuple(FILES)
+
+
+@dataclass(frozen=True)
+class Artifact:
+    spec: ModelSpec
+    folder: Path
+    manifest: dict
+
+    @classmethod
+    def open(cls, artifacts: Path, name: str) -> "Artifact":
+        folder = Path(artifacts) / name
+        manifest = read_json(folder / MANIFEST, f"export of {name!r} (manifest.json)",
+                             f"run 'export-model {name} --format all' first")
+        return cls(get_spec(name), folder, manifest)
+
+    @property
+    def contract(self) -> dict:
+        return self.manifest
+
+    def has(self, fmt: str) -> bool:
+        return fmt in self.manifest.get("formats", {})
+
+    def file(self, fmt: str) -> Path:
+        """The format's file after its integrity checks; a clear error when it fails one."""
+        name = self.spec.name
+        if not self.has(fmt):
+            raise UserError(f"no {fmt} export of {name!r} in {self.folder}; "
+                            f"run 'export-model {name} --format {fmt}' first")
+        path = self.folder / self.manifest["formats"][fmt]["file"]
+        check_integrity(path, self.manifest["formats"][fmt]["sha256"], f"export-model {name} --format {fmt}")
+        return path
+
+    def samples(self) -> Path:
+        path = self.folder / self.manifest["samples"]["file"]
+        check_integrity(path, self.manifest["samples"]["sha256"], f"export-model {self.spec.name}")
+        return path
+
+
+def check_integrity(path: Path, sha256: str | None, fix: str) -> None:
+    """sha256 against the manifest, and for zip archives (TorchScript) every entry's CRC32.
+
+    The CRC check also guards a lone copied archive; the sha256 also covers bytes the
+    zip format leaves unchecked (headers, names).
+    """
+    if not path.is_file():
+        raise UserError(f"{path} is missing; re-export with '{fix}'")
+    if sha256 is not None and (got := sha256_file(path)) != sha256:
+        raise UserError(f"{path.name}: sha256 does not match manifest.json (expected {sha256[:12]}…, "
+                        f"got {got[:12]}…); re-export with '{fix}'")
+    if path.suffix == ".pt":  # torch's zip container: TorchScript archives, samples
+        check_zip(path, fix)
+
+
+def check_zip(path: Path, fix: str) -> None:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
+        raise UserError(f"{path.name}: not a valid archive ({e}); re-export with '{fix}'") from None
+    if bad is not None:
+        raise UserError(f"{path.name}: entry '{bad}' fails its CRC32 check; the archive is corrupt; "
+                        f"re-export with '{fix}'")
+

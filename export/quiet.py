@@ -1,0 +1,39 @@
+"""Keep torch's deprecation chatter out of the user's face: collect it, summarise once.
+
+torch 2.13 deprecates torch.jit; TorchScript is still the format libtorch loads, so
+every export would otherwise print the same paragraphs. The ONNX exporter also prints
+its progress to stdout, where it would mix with our tables and --json output.
+"""
+
+import contextlib
+import io
+import logging
+import warnings
+from collections import Counter
+from typing import Iterator
+
+_seen: Counter = Counter()
+
+
+@contextlib.contextmanager
+def quiet_torch() -> Iterator[None]:
+    onnx_logger = logging.getLogger("torch.onnx")
+    level = onnx_logger.level
+    onnx_logger.setLevel(logging.ERROR)  # "torchvision is not installed. Skipping ..."
+    try:
+        with warnings.catch_warnings(record=True) as caught, contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("always")
+            yield
+    finally:
+        onnx_logger.setLevel(level)
+    for w in caught:
+        _seen[w.category.__name__] += 1
+
+
+def summary() -> str | None:
+    """One line about what was suppressed, or None when nothing was."""
+    if not _seen:
+        return None
+    kinds = ", ".join(f"{n} {name}" for name, n in _seen.most_common())
+    return (f"note: {sum(_seen.values())} torch warnings suppressed ({kinds}); torch 2.13 deprecates "
+            "torch.jit, which stays the format libtorch loads")
