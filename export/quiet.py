@@ -31,9 +31,11 @@ def quiet_torch() -> Iterator[None]:
 
 
 def summary() -> str | None:
-    """One line about what was suppressed, or None when nothing was."""
+    """One line about what was suppressed since the last summary, or None."""
     if not _seen:
         return None
     kinds = ", ".join(f"{n} {name}" for name, n in _seen.most_common())
-    return (f"note: {sum(_seen.values())} torch warnings suppressed ({kinds}); torch 2.13 deprecates "
+    total = sum(_seen.values())
+    _seen.clear()
+    return (f"note: {total} torch warnings suppressed ({kinds}); torch 2.13 deprecates "
             "torch.jit, which stays the format libtorch loads")

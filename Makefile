@@ -1,0 +1,38 @@
+# The README's two commands are `make demo` and `make test`; the other targets are
+# their steps. Every step installs what it needs, so a fresh clone needs nothing else.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+ARTIFACTS ?= artifacts
+BUILD ?= build
+
+.PHONY: setup system-deps build demo test bench clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+system-deps:
+	@scripts/system-deps.sh
+
+build: setup system-deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release --log-level=WARNING \
+	  -DCMAKE_PREFIX_PATH="$$($(BIN)/python -c 'import torch; print(torch.utils.cmake_prefix_path)')"
+	cmake --build $(BUILD) -j 2
+
+demo: build
+	$(BIN)/train-model all --artifacts $(ARTIFACTS)
+	$(BIN)/export-model all --format all --artifacts $(ARTIFACTS)
+	$(BIN)/verify-model all --artifacts $(ARTIFACTS)
+
+test: build
+	$(BIN)/pytest
+
+bench: build
+	$(BIN)/bench-model all --artifacts $(ARTIFACTS) --json $(ARTIFACTS)/bench.json --plot docs/bench.png
+
+clean:
+	rm -rf $(BUILD) $(ARTIFACTS)
