@@ -5,10 +5,13 @@ from pathlib import Path
 import click
 
 from export.artifact import FORMATS
+from export.backends import BACKENDS
 from export.torchscript import MODES
 from models import get_spec
 from models.cli import MODEL_NAMES, artifacts_option, expand_names
-from models.console import console
+from models.console import console, progress_bar
+
+BACKEND_NAMES = tuple(BACKENDS)
 
 
 @click.command()
@@ -19,7 +22,7 @@ from models.console import console
               help="TorchScript: auto scripts models with control flow and traces the rest.")
 @click.option("--opset", type=click.IntRange(min=17), help="ONNX opset [default: the exporter's].")
 @artifacts_option
-def main(names: tuple[str, ...], fmt: str, mode: str, opset: int | None, artifacts: Path) -> None:
+def export_command(names: tuple[str, ...], fmt: str, mode: str, opset: int | None, artifacts: Path) -> None:
     """Export trained NAME (twolayernet, dynamicnet, convnet or all) to TorchScript and/or ONNX.
 
     Each file is reloaded and compared with eager PyTorch on golden samples and on
@@ -50,5 +53,89 @@ def main(names: tuple[str, ...], fmt: str, mode: str, opset: int | None, artifac
             console.print(f"[dim]{note}[/]")
 
 
+def _parity_table(rows):
+    from rich.table import Table
+
+    table = Table("model", "backend", "cases", "max abs err", "max rel err", "atol needed",
+                  "accuracy", "Δ pred", "result", title="parity with eager PyTorch on CPU")
+    style = {"pass": "green", "fail": "bold red", "error": "bold red"}
+    for r in rows:
+        if r.status == "skipped":
+            continue
+        c = r.comparison
+        numbers = [str(r.cases), f"{c.max_abs_error:.1e}", f"{c.max_rel_error:.1e}", f"{c.needed_atol:.1e}"] \
+            if c else ["", "", "", ""]
+        table.add_row(
+            r.model, f"{r.backend} ({r.device})", *numbers,
+            f"{r.accuracy:.2%}" if r.accuracy is not None else "",
+            str(r.differing_predictions) if r.differing_predictions is not None else "",
+            f"[{style[r.status]}]{r.status}[/]" + (f": {r.reason}" if r.status != "pass" else ""),
+        )
+    return table
+
+
 def _size(n: int) -> str:
     return f"{n / 1024:.0f} KiB" if n < 1 << 20 else f"{n / (1 << 20):.1f} MiB"
+
+
+def _csv_choice(choices):
+    def parse(ctx, param, value):
+        if value is None:
+            return None
+        names = [v.strip() for v in value.split(",") if v.strip()]
+        unknown = [n for n in names if n not in choices]
+        if unknown or not names:
+            raise click.BadParameter(f"{', '.join(unknown) or 'nothing'} is not among {', '.join(choices)}")
+        return names
+    return parse
+
+
+@click.command()
+@click.argument("names", metavar="NAME...", nargs=-1, required=True, type=MODEL_NAMES)
+@click.option("--backends", callback=_csv_choice(BACKEND_NAMES), metavar="LIST",
+              help=f"Comma-separated, from {', '.join(BACKEND_NAMES)} [default: all; unavailable ones are skipped].")
+@click.option("--device", type=click.Choice(["cpu", "cuda", "all"]), default="all", show_default=True,
+              help="all: CPU, and CUDA where present. A named device that cannot run is an error.")
+@click.option("--atol", type=click.FloatRange(min=0), help="Absolute tolerance [default: the model's].")
+@click.option("--rtol", type=click.FloatRange(min=0), help="Relative tolerance [default: the model's].")
+@artifacts_option
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the rows as JSON to this file.")
+def verify_command(names, backends, device, atol, rtol, artifacts, json_path) -> None:
+    """Prove exported NAME... computes what eager PyTorch does, on every backend and device.
+
+    Runs the golden samples, fresh inputs at batch sizes the export never saw, and
+    (for convnet) the held-out digits through eager, TorchScript, the libtorch C++
+    runner, onnxruntime and ONNX's reference evaluator. Exits 1 on any mismatch.
+    """
+    from export import quiet
+    from export.artifact import Artifact
+    from export.verify import Plan, verify_model, worst_failure
+    from models.artifacts import UserError, write_json
+
+    plan = Plan(backends, device)
+    models = expand_names(names)
+    artifacts_by_model = {name: Artifact.open(artifacts, name) for name in models}
+    rows = []
+    with progress_bar() as bar, quiet.quiet_torch():
+        task = bar.add_task("verify", total=len(models) * len(plan.pairs), status="")
+        for name, artifact in artifacts_by_model.items():
+            rows += verify_model(artifact, plan, atol, rtol,
+                                 on_pair=lambda label: bar.update(task, advance=1, status=label))
+        bar.update(task, status="done")
+
+    console.print(_parity_table(rows))
+    skipped = [r for r in rows if r.status == "skipped"]
+    for reason in dict.fromkeys(r.reason for r in skipped):
+        which = ", ".join(dict.fromkeys(f"{r.backend} ({r.device})" for r in skipped if r.reason == reason))
+        console.print(f"[dim]skipped {which}: {reason}[/]")
+    if json_path is not None:
+        write_json(json_path, {"rows": [r.to_json() for r in rows]})
+    if (note := quiet.summary()) is not None:
+        console.print(f"[dim]{note}[/]")
+    if (worst := worst_failure(rows)) is not None:
+        ran = [r for r in rows if r.status != "skipped"]
+        where = f"{worst.model} {worst.backend} ({worst.device})"
+        if worst.comparison is not None and not worst.comparison:
+            where += f": case {worst.worst_case}"
+        raise UserError(f"{sum(r.failed for r in ran)} of {len(ran)} checks failed; worst: {where}: {worst.reason}")

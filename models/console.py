@@ -3,7 +3,11 @@
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-console = Console(stderr=True, highlight=False)  # stdout stays for data (--json -)
+# stderr: stdout stays clean for data. Logs and pipes get 120 columns, not rich's 80,
+# so the parity table keeps one line per row in CI output.
+console = Console(stderr=True, highlight=False)
+if not console.is_terminal:
+    console.width = 120
 
 
 def progress_bar() -> Progress:

@@ -1,0 +1,46 @@
+"""The libtorch C++ runner (torchship-run) as a backend: one process per call.
+
+Inputs travel as a torch.save file, outputs come back the same way, so this backend
+exercises exactly what a C++ service would: load, contract check, forward, save.
+"""
+
+import tempfile
+from pathlib import Path
+
+import torch
+
+from export.backends.base import Backend
+from export.cpp_runner import run_runner, runner_path
+from models.artifacts import UserError
+
+
+class LibtorchBackend(Backend):
+    name = "libtorch"
+    format = "torchscript"
+
+    def unavailable(self) -> str | None:
+        if (reason := super().unavailable()) is not None:
+            return reason
+        try:
+            runner_path()
+        except UserError as e:
+            return e.message
+        return None
+
+    def _load(self, path: Path) -> None:
+        self.path = path
+
+    def _run(self, inputs: tuple) -> torch.Tensor:
+        with tempfile.TemporaryDirectory(prefix="torchship-") as tmp:
+            feed, out = Path(tmp) / "inputs.pt", Path(tmp) / "output.pt"
+            torch.save(list(inputs), feed)
+            args = [str(self.path), "--inputs", str(feed), "--output", str(out), "--device", self.device]
+            if self.threads:
+                args += ["--threads", str(self.threads)]
+            if self.allow_non_finite:
+                args.append("--allow-non-finite")
+            result = run_runner(args)
+            if result.returncode != 0:
+                message = (result.stderr.strip().splitlines() or [f"exit code {result.returncode}"])[-1]
+                raise UserError(f"torchship-run failed on {self.path.name}: {message}")
+            return torch.load(out, weights_only=True)

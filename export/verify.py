@@ -1,0 +1,139 @@
+"""verify-model: run golden samples, fresh inputs and held-out data through every backend.
+
+Eager PyTorch on the CPU is the reference. Every other (backend, device) pair becomes
+one row: the worst errors over all cases, the tolerance that would have passed, the
+verdict, and for classifiers the held-out accuracy and predictions that differ.
+"""
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from export.artifact import Artifact
+from export.backends import BACKENDS, Backend
+from export.compare import Comparison, compare
+from export.samples import Case, fresh_cases, load_samples
+from models.artifacts import UserError
+from models.data import LOADERS
+
+VERIFY_SEED = 7  # fresh inputs; a different draw from the export's own check
+DEVICES = ("cpu", "cuda")
+
+
+@dataclass
+class Row:
+    model: str
+    backend: str
+    device: str
+    status: str  # "pass" | "fail" | "skipped" | "error"
+    reason: str = ""
+    cases: int = 0
+    comparison: Comparison | None = None
+    worst_case: str = ""
+    accuracy: float | None = None
+    differing_predictions: int | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.status in ("fail", "error")
+
+    def to_json(self) -> dict:
+        record = {"model": self.model, "backend": self.backend, "device": self.device,
+                  "status": self.status, "reason": self.reason or None, "cases": self.cases}
+        if self.comparison is not None:
+            c = self.comparison
+            record.update(max_abs_error=c.max_abs_error, max_rel_error=c.max_rel_error,
+                          needed_atol=c.needed_atol, atol=c.atol, rtol=c.rtol, worst_case=self.worst_case)
+        if self.accuracy is not None:
+            record.update(accuracy=self.accuracy, differing_predictions=self.differing_predictions)
+        return record
+
+
+@dataclass
+class Plan:
+    """Which (backend, device) pairs to run, and which of them the user insisted on.
+
+    A pair the user asked for (a named backend on the CPU, anything on a named device)
+    that cannot run is an error; one that only came from the defaults is skipped.
+    """
+
+    backends: list[str] | None  # None: every backend
+    device: str  # "cpu", "cuda" or "all" (CPU, and CUDA where present)
+    pairs: list[tuple[str, str]] = field(init=False)
+
+    def __post_init__(self):
+        devices = DEVICES if self.device == "all" else (self.device,)
+        self.pairs = [(b, d) for b in (self.backends or BACKENDS) for d in devices if d in BACKENDS[b].devices]
+
+    def required(self, device: str) -> bool:
+        if self.device != "all":
+            return True
+        return self.backends is not None and device == "cpu"
+
+
+@dataclass(frozen=True)
+class Reference:
+    cases: list[Case]  # golden (from samples.pt) + fresh, with eager CPU outputs
+    heldout: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None  # x, labels, eager predictions
+
+
+def reference(artifact: Artifact) -> Reference:
+    eager = BACKENDS["eager"]().load(artifact)
+    spec = artifact.spec
+    cases = load_samples(artifact.samples()) + fresh_cases(spec, eager.model, VERIFY_SEED)
+    heldout = None
+    if spec.recipe.target_accuracy is not None:  # a classifier with a held-out set
+        data = LOADERS[spec.recipe.data](0)
+        heldout = (data.x_test, data.y_test, eager.run((data.x_test,)).argmax(dim=1))
+    return Reference(cases, heldout)
+
+
+def verify_pair(artifact: Artifact, ref: Reference, backend: Backend, atol: float, rtol: float) -> Row:
+    spec = artifact.spec
+    row = Row(spec.name, backend.name, backend.device, "pass", cases=len(ref.cases))
+    backend.load(artifact)
+    worst = None
+    for case, output in zip(ref.cases, backend.run_all([c.inputs for c in ref.cases])):
+        result = compare(output, case.output, atol, rtol, case.name)
+        worst = result if worst is None else worst.merge(result)
+    row.comparison, row.worst_case = worst, worst.detail
+    if ref.heldout is not None:
+        x, labels, eager_predictions = ref.heldout
+        predictions = backend.run((x,)).argmax(dim=1)
+        row.accuracy = (predictions == labels).float().mean().item()
+        row.differing_predictions = int((predictions != eager_predictions).sum())
+    if not worst or row.differing_predictions:
+        row.status = "fail"
+        row.reason = worst.describe() if not worst else f"{row.differing_predictions} predictions differ"
+    return row
+
+
+def verify_model(artifact: Artifact, plan: Plan, atol: float | None, rtol: float | None,
+                 on_pair: Callable[[str], None] = lambda label: None) -> list[Row]:
+    spec = artifact.spec
+    atol = spec.atol if atol is None else atol
+    rtol = spec.rtol if rtol is None else rtol
+    ref = reference(artifact)
+    rows = []
+    for name, device in plan.pairs:
+        backend = BACKENDS[name](device)
+        on_pair(f"{spec.name} {backend.label}")
+        reason = backend.unavailable()
+        if reason is None and backend.format is not None and not artifact.has(backend.format):
+            reason = f"no {backend.format} export (run 'export-model {spec.name} --format {backend.format}')"
+        if reason is not None:
+            rows.append(Row(spec.name, name, device, "error" if plan.required(device) else "skipped", reason))
+            continue
+        try:
+            rows.append(verify_pair(artifact, ref, backend, atol, rtol))
+        except UserError as e:
+            rows.append(Row(spec.name, name, device, "error", e.message))
+    return rows
+
+
+def worst_failure(rows: list[Row]) -> Row | None:
+    failed = [r for r in rows if r.failed]
+    if not failed:
+        return None
+    return max(failed, key=lambda r: (r.status == "error", r.comparison.needed_atol if r.comparison else 0))

@@ -1,0 +1,86 @@
+"""verify-model: the parity table passes, a wrong artifact fails, bad requests say why."""
+
+import json
+import shutil
+
+import pytest
+import torch
+
+from export.cli import export_command, verify_command
+from models.artifacts import sha256_file
+from tests.conftest import invoke
+
+
+def test_every_backend_matches_eager_and_convnet_predictions_agree(exported, tmp_path):
+    result = invoke(verify_command, "all", "--artifacts", exported, "--json", tmp_path / "v.json")
+    assert result.exit_code == 0, result.output
+    rows = json.loads((tmp_path / "v.json").read_text())["rows"]
+    ran = {(r["model"], r["backend"], r["device"]): r for r in rows if r["status"] != "skipped"}
+    for model in ("twolayernet", "dynamicnet", "convnet"):
+        for backend in ("eager", "torchscript", "libtorch", "onnxruntime", "onnx-reference"):
+            row = ran[(model, backend, "cpu")]
+            assert row["status"] == "pass" and row["max_abs_error"] <= row["atol"]
+    assert ran[("dynamicnet", "onnxruntime", "cpu")]["cases"] == 24  # 3 golden + 3 fresh batches x 4 depths
+    for backend in ("torchscript", "libtorch", "onnxruntime", "onnx-reference"):
+        row = ran[("convnet", backend, "cpu")]
+        assert row["differing_predictions"] == 0 and row["accuracy"] >= 0.95
+    if not torch.cuda.is_available():
+        skipped = [r for r in rows if r["status"] == "skipped"]
+        assert skipped and all(r["device"] == "cuda" and r["reason"] == "no CUDA device on this machine"
+                               for r in skipped)
+
+
+def test_artifact_from_perturbed_weights_fails_naming_the_worst_case(exported, tmp_path):
+    """Ship an ONNX file exported from other weights under the right manifest: caught."""
+    good = tmp_path / "good"
+    shutil.copytree(exported / "twolayernet", good / "twolayernet")
+    bad = tmp_path / "bad"
+    shutil.copytree(exported / "twolayernet", bad / "twolayernet")
+    state = torch.load(bad / "twolayernet" / "weights.pt", weights_only=True)
+    state["linear2.bias"] += 1e-3
+    torch.save(state, bad / "twolayernet" / "weights.pt")
+    train_json = json.loads((bad / "twolayernet" / "train.json").read_text())
+    train_json["weights_sha256"] = sha256_file(bad / "twolayernet" / "weights.pt")
+    (bad / "twolayernet" / "train.json").write_text(json.dumps(train_json))
+    assert invoke(export_command, "twolayernet", "--format", "onnx", "--artifacts", bad).exit_code == 0
+
+    shutil.copy(bad / "twolayernet" / "model.onnx", good / "twolayernet" / "model.onnx")
+    manifest = json.loads((good / "twolayernet" / "manifest.json").read_text())
+    manifest["formats"]["onnx"]["sha256"] = sha256_file(good / "twolayernet" / "model.onnx")
+    (good / "twolayernet" / "manifest.json").write_text(json.dumps(manifest))
+
+    result = invoke(verify_command, "twolayernet", "--artifacts", good, "--backends", "eager,onnxruntime")
+    assert result.exit_code == 1
+    last = result.output.strip().splitlines()[-1]
+    assert last.startswith("Error: 1 of 2 checks failed; worst: twolayernet onnxruntime (cpu): case batch")
+    assert "max abs error 0.001" in last
+
+
+def test_missing_export_is_one_line_error(trained, tmp_path):
+    shutil.copytree(trained / "convnet", tmp_path / "convnet", ignore=shutil.ignore_patterns("manifest.json"))
+    result = invoke(verify_command, "convnet", "--artifacts", tmp_path)
+    assert result.exit_code == 1
+    assert result.output.strip() == (f"Error: no export of 'convnet' (manifest.json) at {tmp_path}/convnet/"
+                                     "manifest.json; run 'export-model convnet --format all' first")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU refusal")
+def test_cuda_requested_without_a_gpu_is_an_error_not_a_skip(exported):
+    result = invoke(verify_command, "twolayernet", "--artifacts", exported, "--device", "cuda",
+                    "--backends", "onnxruntime")
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines()[-1] == (
+        "Error: 1 of 1 checks failed; worst: twolayernet onnxruntime (cuda): no CUDA device on this machine")
+
+
+def test_unbuilt_runner_requested_explicitly_is_an_error(exported, monkeypatch, tmp_path):
+    monkeypatch.setenv("TORCHSHIP_RUN", str(tmp_path / "nowhere"))
+    result = invoke(verify_command, "twolayernet", "--artifacts", exported, "--backends", "libtorch",
+                    "--device", "cpu")
+    assert result.exit_code == 1
+    assert f"no torchship-run binary at {tmp_path}/nowhere; build it with 'make build'" in result.output
+
+
+def test_unknown_backend_is_a_usage_error(exported):
+    result = invoke(verify_command, "twolayernet", "--artifacts", exported, "--backends", "tensorrt")
+    assert result.exit_code == 2 and "tensorrt is not among eager, torchscript, libtorch" in result.output
