@@ -6,8 +6,8 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from export.cli import main as export_main
-from models.cli import main as train_main
+from export.cli import export_command
+from models.cli import main as train_command
 
 
 def invoke(command, *args: str):
@@ -19,7 +19,7 @@ def invoke(command, *args: str):
 def trained(tmp_path_factory) -> Path:
     """An artifacts folder with all three models trained by their full default recipes."""
     artifacts = tmp_path_factory.mktemp("artifacts")
-    result = invoke(train_main, "all", "--artifacts", artifacts)
+    result = invoke(train_command, "all", "--artifacts", artifacts)
     assert result.exit_code == 0, result.output
     return artifacts
 
@@ -27,7 +27,7 @@ def trained(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def exported(trained: Path) -> Path:
     """`trained`, with every model exported to TorchScript and ONNX."""
-    result = invoke(export_main, "all", "--format", "all", "--artifacts", trained)
+    result = invoke(export_command, "all", "--format", "all", "--artifacts", trained)
     assert result.exit_code == 0, result.output
     return trained
 

@@ -10,7 +10,7 @@ import torch
 from export.artifact import FILES, Artifact
 from export.backends.onnx_backends import OnnxRuntimeBackend
 from export.backends.torch_backends import TorchScriptBackend
-from export.cli import main as export_main
+from export.cli import export_command
 from export.compare import compare
 from export.onnx_export import check_onnx
 from export.samples import FRESH_BATCHES, GOLDEN_BATCHES, EXPORT_BATCH, fresh_cases, load_samples
@@ -105,7 +105,7 @@ def test_trace_of_dynamicnet_is_refused_and_writes_nothing(exported, tmp_path):
     artifacts = tmp_path / "a"
     shutil.copytree(exported / "dynamicnet", artifacts / "dynamicnet")
     before = {p.name: p.stat().st_mtime_ns for p in (artifacts / "dynamicnet").iterdir()}
-    result = invoke(export_main, "dynamicnet", "--format", "torchscript", "--mode", "trace",
+    result = invoke(export_command, "dynamicnet", "--format", "torchscript", "--mode", "trace",
                     "--artifacts", artifacts)
     assert result.exit_code == 1
     assert ("Error: dynamicnet: trace froze depth=3; outputs differ for depth 0, 1, 2; "
@@ -115,7 +115,7 @@ def test_trace_of_dynamicnet_is_refused_and_writes_nothing(exported, tmp_path):
 
 
 def test_missing_weights_error(tmp_path):
-    result = invoke(export_main, "convnet", "--artifacts", tmp_path)
+    result = invoke(export_command, "convnet", "--artifacts", tmp_path)
     assert result.exit_code == 1
     assert result.output.strip().splitlines()[-1] == (f"Error: no trained weights for 'convnet' at "
                                      f"{tmp_path}/convnet/weights.pt; run 'train-model convnet' first")
@@ -123,13 +123,13 @@ def test_missing_weights_error(tmp_path):
 
 @pytest.mark.parametrize("args", [["resnet"], ["convnet", "--format", "tflite"], ["convnet", "--mode", "jit"]])
 def test_unknown_model_format_or_mode_is_a_usage_error(args, tmp_path):
-    result = invoke(export_main, *args, "--artifacts", tmp_path)
+    result = invoke(export_command, *args, "--artifacts", tmp_path)
     assert result.exit_code == 2 and "is not one of" in result.output
 
 
 def test_deprecation_warnings_are_summarised_once(exported, tmp_path):
     shutil.copytree(exported / "twolayernet", tmp_path / "twolayernet")
-    result = invoke(export_main, "twolayernet", "--format", "torchscript", "--artifacts", tmp_path)
+    result = invoke(export_command, "twolayernet", "--format", "torchscript", "--artifacts", tmp_path)
     assert result.exit_code == 0
     assert result.output.count("deprecated") + result.output.count("deprecates") == 1
     assert "torch warnings suppressed" in result.output

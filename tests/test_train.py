@@ -8,7 +8,7 @@ import torch
 
 from models import get_spec
 from models.artifacts import atomic_path, sha256_file
-from models.cli import main as train_main
+from models.cli import main as train_command
 from models.data import digits
 from tests.conftest import invoke
 
@@ -41,7 +41,7 @@ def test_dynamicnet_reports_loss_at_every_depth(trained):
 def test_same_seed_same_weights_other_seed_other_weights(tmp_path):
     runs = {}
     for label, seed in [("a", 5), ("b", 5), ("c", 6)]:
-        result = invoke(train_main, "dynamicnet", "--steps", 20, "--seed", seed, "--artifacts", tmp_path / label)
+        result = invoke(train_command, "dynamicnet", "--steps", 20, "--seed", seed, "--artifacts", tmp_path / label)
         assert result.exit_code == 0, result.output
         runs[label] = torch.load(tmp_path / label / "dynamicnet" / "weights.pt", weights_only=True)
     same = lambda x, y: all(torch.equal(x[k], y[k]) for k in x)  # noqa: E731
@@ -58,7 +58,7 @@ def test_digits_split_is_fixed_and_normalised():
 
 
 def test_unknown_model_is_a_usage_error_listing_known_names(tmp_path):
-    result = invoke(train_main, "resnet", "--artifacts", tmp_path)
+    result = invoke(train_command, "resnet", "--artifacts", tmp_path)
     assert result.exit_code == 2
     assert "'resnet' is not one of 'twolayernet', 'dynamicnet', 'convnet', 'all'" in result.output
 
@@ -66,7 +66,7 @@ def test_unknown_model_is_a_usage_error_listing_known_names(tmp_path):
 def test_unwritable_artifacts_is_one_line_error(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
-    result = invoke(train_main, "twolayernet", "--steps", 1, "--artifacts", blocker / "sub")
+    result = invoke(train_command, "twolayernet", "--steps", 1, "--artifacts", blocker / "sub")
     assert result.exit_code == 1
     last = result.output.strip().splitlines()[-1]
     assert last.startswith("Error: cannot write ") and "choose a writable --artifacts folder" in last
