@@ -19,14 +19,14 @@ const std::map<std::string, at::ScalarType>& dtypes_by_name() {
   return table;
 }
 
-// The Python type name of a value, as a Python user would write it.
+// The Python type name of a value, as type(value).__name__ spells it.
 std::string python_type_name(const c10::IValue& value) {
   if (value.isTensor()) return "Tensor";
   if (value.isInt()) return "int";
   if (value.isDouble()) return "float";
   if (value.isBool()) return "bool";
   if (value.isString()) return "str";
-  if (value.isNone()) return "None";
+  if (value.isNone()) return "NoneType";
   if (value.isList()) return "list";
   if (value.isTuple()) return "tuple";
   if (value.isGenericDict()) return "dict";
@@ -49,10 +49,6 @@ std::string shape_text(at::IntArrayRef sizes) {
   std::vector<std::string> dims;
   for (auto size : sizes) dims.push_back(std::to_string(size));
   return join_shape(dims);
-}
-
-std::string plural(int64_t count, const std::string& noun) {
-  return std::to_string(count) + " " + noun + (count == 1 ? "" : "s");
 }
 
 }  // namespace
@@ -118,12 +114,12 @@ void Contract::validate(const std::vector<c10::IValue>& given, bool allow_non_fi
     const std::string count = required == inputs.size()
                                   ? std::to_string(inputs.size())
                                   : std::to_string(required) + " to " + std::to_string(inputs.size());
-    throw UserError("expected " + count + (inputs.size() == 1 ? " input (" : " inputs (") + names +
+    throw UserError("expected " + count + " inputs (" + names +
                     "), got " + std::to_string(given.size()));
   }
 
-  // First tensor (and its input) seen for each named axis: all must agree.
-  std::map<std::string, std::pair<int64_t, std::string>> axes;
+  // The size each named axis had where first seen: all inputs must agree.
+  std::map<std::string, int64_t> axes;
   for (size_t i = 0; i < given.size(); ++i) {
     const auto& spec = inputs[i];
     const auto& value = given[i];
@@ -155,16 +151,16 @@ void Contract::validate(const std::vector<c10::IValue>& given, bool allow_non_fi
       const std::string& axis = spec.shape[d].name;
       const int64_t size = tensor.size(d);
       if (axis == kBatchAxis) check_batch(spec.name, size);
-      auto [seen, inserted] = axes.try_emplace(axis, size, spec.name);
-      if (!inserted && seen->second.first != size) {
-        throw UserError(where + "axis '" + axis + "' has size " + std::to_string(size) + " but input '" +
-                        seen->second.second + "' has " + std::to_string(seen->second.first));
+      auto [seen, inserted] = axes.try_emplace(axis, size);
+      if (!inserted && seen->second != size) {
+        throw UserError(where + axis + " " + std::to_string(size) + " differs from the other inputs' " +
+                        std::to_string(seen->second));
       }
     }
     if (!allow_non_finite && at::isFloatingType(tensor.scalar_type())) {
       const int64_t bad = tensor.numel() - at::isfinite(tensor).sum().item<int64_t>();
       if (bad > 0) {
-        throw UserError(where + plural(bad, "non-finite value") +
+        throw UserError(where + std::to_string(bad) + " non-finite values" +
                         " (NaN or Inf); pass --allow-non-finite to run anyway");
       }
     }

@@ -28,8 +28,9 @@ LoadedModel load_model(const std::string& path, const torch::Device& device);
 // Runs forward on `inputs` (already validated) and returns the output on the CPU.
 torch::Tensor run_forward(LoadedModel& model, const std::vector<c10::IValue>& inputs);
 
-// A file written by Python's torch.save, verified like an archive first.
-c10::IValue read_torch_save(const std::string& path);
+// A file written by Python's torch.save, verified like an archive first; `fix` ends
+// the message when it is refused.
+c10::IValue read_torch_save(const std::string& path, const std::string& fix = "re-save it with torch.save");
 
 // Writes `value` so that Python's torch.load reads it; atomically (temp + rename).
 void write_torch_save(const std::string& path, const c10::IValue& value);

@@ -1,0 +1,198 @@
+// torchship-run: runs a TorchScript archive exported by torchship, checks it against
+// its golden samples, or benchmarks it. See `torchship-run --help`.
+//
+// Every failure is one line on stderr: usage errors exit 2, everything else exits 1.
+#include <ATen/Parallel.h>
+#include <CLI/CLI.hpp>
+#include <torch/script.h>
+
+#include <cstdio>
+#include <iostream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "bench.h"
+#include "check.h"
+#include "errors.h"
+#include "model.h"
+
+namespace {
+
+using namespace torchship;
+
+constexpr const char* kProgram = "torchship-run";
+// Exit codes: 1 for a failed run or check, 2 for a command line that makes no sense.
+constexpr int kExitFailure = 1;
+constexpr int kExitUsage = 2;
+
+struct Options {
+  std::string model_path;
+  std::string inputs_path, output_path, samples_path;
+  std::optional<double> atol, rtol;
+  int64_t bench_iterations = 0, warmup = 10, batch = 1;
+  std::vector<std::string> int_values;
+  std::map<std::string, int64_t> ints;  // parsed from int_values
+  std::string device = "cpu";
+  int threads = 0;
+  bool allow_non_finite = false, json = false;
+};
+
+void print_error(const std::string& message) {
+  std::cerr << kProgram << ": error: " << message.substr(0, message.find('\n')) << std::endl;
+}
+
+// "depth=2" pairs from --int.
+std::map<std::string, int64_t> parse_ints(const std::vector<std::string>& pairs) {
+  std::map<std::string, int64_t> ints;
+  for (const auto& pair : pairs) {
+    const auto eq = pair.find('=');
+    size_t used = 0;
+    int64_t value = 0;
+    try {
+      if (eq == std::string::npos || eq == 0) throw std::invalid_argument(pair);
+      value = std::stoll(pair.substr(eq + 1), &used);
+    } catch (const std::exception&) {
+      used = std::string::npos;
+    }
+    if (used != pair.size() - eq - 1) throw CLI::ValidationError("--int", "expected NAME=INTEGER, got '" + pair + "'");
+    ints[pair.substr(0, eq)] = value;
+  }
+  return ints;
+}
+
+int run_inputs(LoadedModel& model, const Options& options) {
+  const auto inputs = as_input_list(read_torch_save(options.inputs_path), options.inputs_path);
+  model.contract.validate(inputs, options.allow_non_finite);
+  write_torch_save(options.output_path, run_forward(model, inputs));
+  return 0;
+}
+
+int run_check(LoadedModel& model, const Options& options) {
+  const auto report = check_samples(model, options.samples_path, options.atol.value_or(model.contract.atol),
+                                    options.rtol.value_or(model.contract.rtol), options.allow_non_finite);
+  if (options.json) {
+    std::cout << report.to_json().dump() << std::endl;
+  } else {
+    report.print(std::cout);
+  }
+  const auto failed = report.failed_names();
+  if (failed.empty()) return 0;
+  std::string names;
+  for (const auto& name : failed) names += (names.empty() ? "" : ", ") + name;
+  print_error(std::to_string(failed.size()) + " of " + std::to_string(report.cases.size()) +
+              " cases fail the check: " + names);
+  return kExitFailure;
+}
+
+int run_bench(LoadedModel& model, const Options& options) {
+  const auto result = bench(model, options.batch, options.bench_iterations, options.warmup, options.ints);
+  if (options.json) {
+    nlohmann::json out = {
+        {"model", model.contract.model}, {"device", model.device.str()}, {"threads", at::get_num_threads()},
+        {"batch", result.batch}, {"iterations", result.iterations}, {"warmup", result.warmup},
+        {"load_ms", model.load_ms}, {"integrity_ms", model.integrity_ms},
+        {"first_call_us", result.first_call_us}, {"median_us", result.median_us},
+        {"p90_us", result.p90_us}, {"p99_us", result.p99_us}, {"throughput", result.throughput},
+    };
+    std::cout << out.dump() << std::endl;
+    return 0;
+  }
+  std::printf("%s on %s, batch %lld, %d threads, %lld iterations after %lld warm-up\n",
+              model.contract.model.c_str(), model.device.str().c_str(), static_cast<long long>(result.batch),
+              at::get_num_threads(), static_cast<long long>(result.iterations),
+              static_cast<long long>(result.warmup));
+  std::printf("  load        %10.1f ms (integrity checks %.1f ms)\n", model.load_ms, model.integrity_ms);
+  std::printf("  first call  %10.1f us\n", result.first_call_us);
+  std::printf("  median      %10.1f us\n  p90         %10.1f us\n  p99         %10.1f us\n", result.median_us,
+              result.p90_us, result.p99_us);
+  std::printf("  throughput  %10.0f samples/s\n", result.throughput);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "Run a TorchScript archive exported by torchship: on inputs saved with torch.save, against its golden\n"
+      "samples (--check), or in a latency benchmark (--bench). Inputs are checked against the contract\n"
+      "embedded in the archive, and the archive against its CRC32s and the sha256 in a manifest.json\n"
+      "beside it, before anything runs.",
+      kProgram};
+  Options options;
+  app.add_option("MODEL", options.model_path, "TorchScript archive (model.torchscript.pt)")
+      ->required()
+      ->check(CLI::ExistingFile);
+
+  auto* inputs = app.add_option("--inputs", options.inputs_path,
+                                "File written by torch.save: one tensor, or a tuple/list of tensors and ints")
+                     ->check(CLI::ExistingFile)
+                     ->type_name("IN")
+                     ->group("Run once");
+  auto* output = app.add_option("--output", options.output_path, "Where to write the output tensor (torch.load reads it)")
+                     ->type_name("OUT")
+                     ->group("Run once");
+  inputs->needs(output);
+  output->needs(inputs);
+
+  auto* check = app.add_option("--check", options.samples_path,
+                               "Run every golden case in SAMPLES (samples.pt); exit 1 on any mismatch")
+                    ->check(CLI::ExistingFile)
+                    ->type_name("SAMPLES")
+                    ->group("Check");
+  app.add_option("--atol", options.atol, "Absolute tolerance [default: the manifest's]")
+      ->check(CLI::NonNegativeNumber)->needs(check)->group("Check");
+  app.add_option("--rtol", options.rtol, "Relative tolerance [default: the manifest's]")
+      ->check(CLI::NonNegativeNumber)->needs(check)->group("Check");
+
+  auto* bench_opt = app.add_option("--bench", options.bench_iterations, "Time N iterations on random inputs")
+                        ->check(CLI::PositiveNumber)
+                        ->type_name("N")
+                        ->group("Benchmark");
+  app.add_option("--warmup", options.warmup, "Untimed iterations after the first call")
+      ->capture_default_str()->check(CLI::NonNegativeNumber)->needs(bench_opt)->group("Benchmark");
+  app.add_option("--batch", options.batch, "Rows per call")
+      ->capture_default_str()->check(CLI::NonNegativeNumber)->needs(bench_opt)->group("Benchmark");
+  app.add_option("--int", options.int_values, "Value of an int input, NAME=VALUE [default: its lowest value]")
+      ->type_name("NAME=VALUE")
+      ->needs(bench_opt)->group("Benchmark");
+
+  app.add_option("--device", options.device, "cpu, cuda or cuda:N")->capture_default_str();
+  app.add_option("--threads", options.threads, "Intra-op threads [default: libtorch's, one per core]")
+      ->check(CLI::PositiveNumber);
+  app.add_flag("--allow-non-finite", options.allow_non_finite, "Run even when an input holds NaN or Inf");
+  app.add_flag("--json", options.json, "Print the --check or --bench result as one line of JSON");
+
+  inputs->excludes(check)->excludes(bench_opt);
+  check->excludes(bench_opt);
+
+  try {
+    app.parse(argc, argv);
+    if (inputs->count() + check->count() + bench_opt->count() != 1) {
+      throw CLI::ValidationError("choose what to do: --inputs IN --output OUT, --check SAMPLES or --bench N");
+    }
+    if (options.json && inputs->count()) throw CLI::ValidationError("--json applies to --check and --bench");
+    options.ints = parse_ints(options.int_values);
+  } catch (const CLI::Success& e) {
+    return app.exit(e);  // --help
+  } catch (const CLI::ParseError& e) {
+    print_error(std::string(e.what()) + " (see --help)");
+    return kExitUsage;
+  }
+
+  try {
+    if (options.threads > 0) at::set_num_threads(options.threads);
+    const auto device = resolve_device(options.device);
+    auto model = load_model(options.model_path, device);
+    if (inputs->count()) return run_inputs(model, options);
+    if (check->count()) return run_check(model, options);
+    return run_bench(model, options);
+  } catch (const c10::Error& e) {
+    print_error(e.what_without_backtrace());
+  } catch (const std::exception& e) {
+    print_error(e.what());
+  }
+  return kExitFailure;
+}

@@ -1,0 +1,98 @@
+"""Fuzz torchship-run with damaged TorchScript archives: it must refuse, never crash or lie.
+
+Fixed seed. For each model: single-byte mutations (random offset, random xor) and
+truncations of a lone copy of the archive (no manifest.json beside it, so the zip
+checks alone must catch the damage), each run on the same inputs (every int input at
+its highest value, so DynamicNet uses every layer). An outcome is one of
+  refused    exit 1, nothing on stdout, one stderr line `torchship-run: error: ...`
+  identical  exit 0 and an output bit-identical to the unmutated archive's
+  signal     killed by a signal (a crash)
+  wrong      anything else, above all a different answer without a refusal
+"""
+
+import random
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import torch
+
+from export.cpp_runner import run_runner
+from models import SPECS
+
+pytestmark = pytest.mark.cpp
+
+SEED = 20240601
+MUTATIONS = 300  # in total, split over the models
+TRUNCATIONS = 21
+WORKERS = 2  # the CI machine's cores; each runner gets one thread, which also makes
+             # its arithmetic deterministic across runs
+
+
+def probe(archive: Path, inputs: Path):
+    output = archive.with_name("output.pt")
+    result = run_runner([archive, "--inputs", inputs, "--output", output, "--threads", "1"], timeout=60)
+    return result, (torch.load(output, weights_only=True) if result.returncode == 0 else None)
+
+
+def classify(result, output, baseline: torch.Tensor) -> str:
+    if result.returncode < 0:
+        return "signal"
+    if result.returncode == 0:
+        return "identical" if torch.equal(output, baseline) else "wrong"
+    lines = result.stderr.splitlines()
+    if (result.returncode == 1 and result.stdout == "" and len(lines) == 1
+            and lines[0].startswith("torchship-run: error: ")):
+        return "refused"
+    return "wrong"
+
+
+def test_damaged_archives_are_refused_or_harmless(exported, tmp_path):
+    rng = random.Random(SEED)
+    jobs = []  # (model, what, path to the damaged lone archive)
+    for i, (name, spec) in enumerate(SPECS.items()):
+        ints = {i.name: i.high for i in spec.int_inputs}
+        torch.save(list(spec.example_inputs(3, torch.Generator().manual_seed(0), **ints)), tmp_path / f"{name}.pt")
+        original = (exported / name / "model.torchscript.pt").read_bytes()
+        lone = tmp_path / name / "original" / "model.torchscript.pt"
+        lone.parent.mkdir(parents=True)
+        lone.write_bytes(original)
+        jobs.append((name, "original", lone))
+        share = lambda total: total // len(SPECS) + (i < total % len(SPECS))  # noqa: E731
+        for k in range(share(MUTATIONS)):
+            offset, xor = rng.randrange(len(original)), rng.randrange(1, 256)
+            data = bytearray(original)
+            data[offset] ^= xor
+            jobs.append((name, f"byte {offset} ^ {xor:#04x}", _write(tmp_path / name / f"m{k}", data)))
+        for k in range(share(TRUNCATIONS)):
+            size = rng.randrange(len(original))
+            jobs.append((name, f"truncated to {size}", _write(tmp_path / name / f"t{k}", original[:size])))
+
+    with ThreadPoolExecutor(WORKERS) as pool:
+        results = list(pool.map(lambda job: probe(job[2], tmp_path / f"{job[0]}.pt"), jobs))
+
+    baselines = {}
+    for (name, what, _), (result, output) in zip(jobs, results):
+        if what == "original":
+            assert result.returncode == 0, result.stderr
+            baselines[name] = output
+    outcomes, bad = Counter(), []
+    for (name, what, _), (result, output) in zip(jobs, results):
+        if what == "original":
+            continue
+        outcome = classify(result, output, baselines[name])
+        outcomes[outcome] += 1
+        if outcome in ("signal", "wrong"):
+            bad.append(f"{name} {what}: {outcome} (exit {result.returncode}) {result.stderr.strip()[:200]}")
+    print(f"\nfuzz: {MUTATIONS} byte mutations + {TRUNCATIONS} truncations over {len(SPECS)} archives: "
+          + ", ".join(f"{k} {outcomes[k]}" for k in ("refused", "identical", "signal", "wrong")))
+    assert sum(outcomes.values()) == MUTATIONS + TRUNCATIONS
+    assert not bad, "\n".join(bad)
+
+
+def _write(folder: Path, data) -> Path:
+    folder.mkdir(parents=True)
+    path = folder / "model.torchscript.pt"
+    path.write_bytes(bytes(data))
+    return path
