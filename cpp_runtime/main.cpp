@@ -36,6 +36,7 @@ struct Options {
   std::vector<std::string> int_values;
   std::map<std::string, int64_t> ints;  // parsed from int_values
   std::string device = "cpu";
+  std::optional<uint64_t> seed;
   int threads = 0;
   bool allow_non_finite = false, json = false;
 };
@@ -66,6 +67,9 @@ std::map<std::string, int64_t> parse_ints(const std::vector<std::string>& pairs)
 int run_inputs(LoadedModel& model, const Options& options) {
   const auto inputs = as_input_list(read_torch_save(options.inputs_path), options.inputs_path);
   model.contract.validate(inputs, options.allow_non_finite);
+  // Seeded here, after load (whose warm-up call draws random inputs), so a model that
+  // draws (DynamicNet without a depth) draws what torch.manual_seed(S) + forward draws in Python.
+  if (options.seed) torch::manual_seed(*options.seed);
   write_torch_save(options.output_path, run_forward(model, inputs));
   return 0;
 }
@@ -134,6 +138,9 @@ int main(int argc, char** argv) {
   auto* output = app.add_option("--output", options.output_path, "Where to write the output tensor (torch.load reads it)")
                      ->type_name("OUT")
                      ->group("Run once");
+  app.add_option("--seed", options.seed,
+                 "Seed libtorch's generator just before forward, as torch.manual_seed does in Python")
+      ->needs(inputs)->type_name("S")->group("Run once");
   inputs->needs(output);
   output->needs(inputs);
 

@@ -25,7 +25,9 @@ def check_inputs(contract: dict, inputs: tuple, allow_non_finite: bool = False) 
     for spec, value in zip(specs, inputs):
         name = spec["name"]
         if spec["kind"] == "int":
-            if isinstance(value, torch.Tensor) or not isinstance(value, int):
+            if value is None and spec.get("optional"):
+                continue  # the model's own default (DynamicNet draws a depth)
+            if isinstance(value, bool) or not isinstance(value, int):
                 raise UserError(f"input '{name}': expected an int, got {type(value).__name__}")
             if not spec["low"] <= value <= spec["high"]:
                 raise UserError(f"input '{name}': expected an int in {spec['low']}..{spec['high']}, got {value}")

@@ -132,6 +132,35 @@ def verify_model(artifact: Artifact, plan: Plan, atol: float | None, rtol: float
     return rows
 
 
+def random_default_draws(artifact: Artifact, seeds=range(8)) -> dict[str, list[int | None]]:
+    """For a model whose int input has a random default (DynamicNet's depth): the value
+    each backend draws under torch.manual_seed(s), per seed, read off its output.
+
+    ONNX has no optional inputs here (depth is a required graph input), so only the
+    torch-based backends can draw.
+    """
+    optional = [i for i in artifact.spec.int_inputs if i.optional]
+    if not optional:
+        return {}
+    assert len(optional) == 1, "one optional int input is what this check can identify"
+    spec, drawn = artifact.spec, optional[0]
+    # The optional int comes last, so the tensors alone are a valid call without it.
+    tensors = spec.example_inputs(5, torch.Generator().manual_seed(VERIFY_SEED))[: len(spec.tensor_inputs)]
+    eager = BACKENDS["eager"]().load(artifact)
+    by_value = {v: eager.run((*tensors, v)) for v in drawn.values()}
+
+    def identify(output: torch.Tensor) -> int | None:
+        return next((v for v, ref in by_value.items() if compare(output, ref, spec.atol, spec.rtol)), None)
+
+    draws = {}
+    for name in ("eager", "torchscript", "libtorch"):
+        backend = BACKENDS[name]()
+        if backend.unavailable() is None:
+            backend = eager if name == "eager" else backend.load(artifact)
+            draws[name] = [identify(backend.run_seeded(tensors, seed)) for seed in seeds]
+    return draws
+
+
 def worst_failure(rows: list[Row]) -> Row | None:
     failed = [r for r in rows if r.failed]
     if not failed:

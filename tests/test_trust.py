@@ -227,3 +227,12 @@ def test_export_interrupted_between_renames_is_refused_not_mixed(exported, tmp_p
         export_model(get_spec("twolayernet"), artifacts, ["torchscript", "onnx"], "auto", None)
     monkeypatch.undo()
     assert _state_is_safe(artifacts) == "refused", calls
+
+
+def test_optional_depth_may_be_omitted_or_none_but_not_a_bool(exported):
+    contract = Artifact.open(exported, "dynamicnet").contract
+    x = torch.zeros(2, 1000)
+    check_inputs(contract, (x,))
+    check_inputs(contract, (x, None))
+    with pytest.raises(UserError, match="^input 'depth': expected an int, got bool$"):
+        check_inputs(contract, (x, True))

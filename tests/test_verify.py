@@ -84,3 +84,15 @@ def test_unbuilt_runner_requested_explicitly_is_an_error(exported, monkeypatch, 
 def test_unknown_backend_is_a_usage_error(exported):
     result = invoke(verify_command, "twolayernet", "--artifacts", exported, "--backends", "tensorrt")
     assert result.exit_code == 2 and "tensorrt is not among eager, torchscript, libtorch" in result.output
+
+
+@pytest.mark.cpp
+def test_random_depth_default_draws_the_same_in_python_and_cpp(exported):
+    from export.artifact import Artifact
+    from export.verify import random_default_draws
+
+    draws = random_default_draws(Artifact.open(exported, "dynamicnet"), seeds=range(8))
+    assert set(draws) == {"eager", "torchscript", "libtorch"}
+    assert draws["eager"] == draws["torchscript"] == draws["libtorch"]
+    assert None not in draws["eager"] and len(set(draws["eager"])) > 1
+    assert random_default_draws(Artifact.open(exported, "convnet")) == {}

@@ -55,6 +55,11 @@ class Backend:
         check_inputs(self.contract, inputs, self.allow_non_finite)
         return self._run(inputs)
 
+    def run_seeded(self, inputs: tuple, seed: int) -> torch.Tensor:
+        """run() right after torch.manual_seed(seed): what a model that draws will draw."""
+        torch.manual_seed(seed)
+        return self.run(inputs)
+
     def run_all(self, inputs: list[tuple]) -> list[torch.Tensor]:
         return [self.run(i) for i in inputs]
 

@@ -30,6 +30,16 @@ class LibtorchBackend(Backend):
     def _load(self, path: Path) -> None:
         self.path = path
 
+    def run_seeded(self, inputs: tuple, seed: int) -> torch.Tensor:
+        """The runner seeds libtorch's generator itself, just before forward."""
+        self._seed = seed
+        try:
+            return self.run(inputs)
+        finally:
+            self._seed = None
+
+    _seed: int | None = None
+
     def _run(self, inputs: tuple) -> torch.Tensor:
         with tempfile.TemporaryDirectory(prefix="torchship-") as tmp:
             feed, out = Path(tmp) / "inputs.pt", Path(tmp) / "output.pt"
@@ -39,6 +49,8 @@ class LibtorchBackend(Backend):
                 args += ["--threads", str(self.threads)]
             if self.allow_non_finite:
                 args.append("--allow-non-finite")
+            if self._seed is not None:
+                args += ["--seed", str(self._seed)]
             result = run_runner(args)
             if result.returncode != 0:
                 message = (result.stderr.strip().splitlines() or [f"exit code {result.returncode}"])[-1]
