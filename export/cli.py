@@ -6,6 +6,7 @@ import click
 
 from export.artifact import FORMATS
 from export.backends import BACKENDS
+from export.bench import BENCH_BACKENDS
 from export.torchscript import MODES
 from models import get_spec
 from models.cli import MODEL_NAMES, artifacts_option, expand_names
@@ -110,7 +111,7 @@ def verify_command(names, backends, device, atol, rtol, artifacts, json_path) ->
     """
     from export import quiet
     from export.artifact import Artifact
-    from export.verify import Plan, verify_model, worst_failure
+    from export.verify import Plan, random_default_draws, verify_model, worst_failure
     from models.artifacts import UserError, write_json
 
     plan = Plan(backends, device)
@@ -123,14 +124,21 @@ def verify_command(names, backends, device, atol, rtol, artifacts, json_path) ->
             rows += verify_model(artifact, plan, atol, rtol,
                                  on_pair=lambda label: bar.update(task, advance=1, status=label))
         bar.update(task, status="done")
+        draws = {name: random_default_draws(a) for name, a in artifacts_by_model.items()}
 
     console.print(_parity_table(rows))
     skipped = [r for r in rows if r.status == "skipped"]
     for reason in dict.fromkeys(r.reason for r in skipped):
         which = ", ".join(dict.fromkeys(f"{r.backend} ({r.device})" for r in skipped if r.reason == reason))
         console.print(f"[dim]skipped {which}: {reason}[/]")
+    for name, by_backend in draws.items():
+        if by_backend:
+            verdict = "the same" if len({tuple(d) for d in by_backend.values()}) == 1 else "[red]NOT the same[/]"
+            console.print(f"{name}, input omitted, torch.manual_seed(0..7): draws {verdict} in "
+                          + "; ".join(f"{b} {d}" for b, d in by_backend.items()))
     if json_path is not None:
-        write_json(json_path, {"rows": [r.to_json() for r in rows]})
+        write_json(json_path, {"rows": [r.to_json() for r in rows],
+                               "random_default_draws": {n: d for n, d in draws.items() if d}})
     if (note := quiet.summary()) is not None:
         console.print(f"[dim]{note}[/]")
     if (worst := worst_failure(rows)) is not None:
@@ -139,3 +147,75 @@ def verify_command(names, backends, device, atol, rtol, artifacts, json_path) ->
         if worst.comparison is not None and not worst.comparison:
             where += f": case {worst.worst_case}"
         raise UserError(f"{sum(r.failed for r in ran)} of {len(ran)} checks failed; worst: {where}: {worst.reason}")
+
+
+def _batch_sizes(ctx, param, value: str) -> list[int]:
+    try:
+        sizes = [int(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        sizes = []
+    if not sizes or min(sizes) < 1:
+        raise click.BadParameter(f"{value!r} is not a comma-separated list of positive integers")
+    return list(dict.fromkeys(sizes))
+
+
+@click.command()
+@click.argument("names", metavar="NAME...", nargs=-1, required=True, type=MODEL_NAMES)
+@click.option("--backends", callback=_csv_choice(BENCH_BACKENDS),
+              metavar="LIST", help="Comma-separated, from eager, torchscript, libtorch (the C++ runner), "
+                                   "onnxruntime [default: all; unavailable ones are skipped].")
+@click.option("--batch-sizes", callback=_batch_sizes, default="1,64,1024", show_default=True, metavar="LIST",
+              help="Comma-separated batch sizes.")
+@click.option("--threads", type=click.IntRange(min=1), help="Intra-op threads for every backend [default: all cores].")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
+              help="Where every backend runs; with cuda, onnxruntime also runs on the CPU as the reference.")
+@click.option("--iterations", type=click.IntRange(min=1),
+              help="Timed calls per model, batch and backend, split over 5 rounds [default: about 1 s worth].")
+@click.option("--warmup", type=click.IntRange(min=0), default=10, show_default=True,
+              help="Untimed calls before every chunk of timed calls.")
+@click.option("--cold-starts", type=click.IntRange(min=0), default=3, show_default=True,
+              help="Fresh processes per model and backend for cold start and peak RSS; 0 skips them.")
+@artifacts_option
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write one record per model x backend x batch, and the cold starts, as JSON.")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Draw median latency against batch size (log-log), one panel per model, to a PNG.")
+def bench_command(names, backends, batch_sizes, threads, device, iterations, warmup, cold_starts, artifacts,
+                  json_path, plot_path) -> None:
+    """Benchmark exported NAME... on eager PyTorch, TorchScript, the C++ runner and onnxruntime.
+
+    For each model, batch size and backend: median and p90 latency, throughput and the
+    ratio to onnxruntime on the CPU, timed in interleaved rounds so that a drifting
+    machine slows every backend alike. Then the cold start (spawn to first output) and
+    peak RSS of a fresh process per backend. Int inputs (DynamicNet's depth) are set to
+    their highest value.
+    """
+    from export import quiet
+    from export.bench import Benchmark, Config, cold_start_table, latency_table, write_plot
+    from models.artifacts import write_json
+
+    config = Config(expand_names(names), backends, batch_sizes, threads, device, iterations, warmup,
+                    cold_starts, artifacts)
+    with quiet.quiet_torch():
+        bench = Benchmark(config)
+        with progress_bar() as bar:
+            task = bar.add_task("bench", total=bench.steps, status="")
+            report = bench.run(on_step=lambda label: bar.update(task, advance=1, status=label))
+            bar.update(task, status="done")
+    console.print(latency_table(report))
+    if report["cold_start"]:
+        console.print(cold_start_table(report))
+    for label, reason in bench.skipped.items():
+        console.print(f"[dim]skipped {label}: {reason}[/]")
+    machine = report["config"]["machine"]
+    if max(machine["load_average"].values()) > machine["cpus"] / 2:
+        console.print(f"[yellow]load average {machine['load_average']['start']:.1f} to "
+                      f"{machine['load_average']['end']:.1f} on {machine['cpus']} cores: other work shared "
+                      "this machine, so these timings are noisy; with intra-op threads on every core, "
+                      "contended calls stall for whole scheduler slices (try --threads 1)[/]")
+    if json_path is not None:
+        write_json(json_path, report)
+    if plot_path is not None:
+        write_plot(report, plot_path)
+    if (note := quiet.summary()) is not None:
+        console.print(f"[dim]{note}[/]")

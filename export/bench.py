@@ -1,0 +1,445 @@
+"""bench-model: latency, throughput, cold start and peak memory of every way to run a model.
+
+Every backend is timed alike: a chunk of warm-up calls, then timed calls, each timed
+on its own (perf_counter_ns here; steady_clock inside torchship-run, which times itself
+in-process so that its process start is not counted). Chunks are interleaved: each
+round runs one chunk of every model x batch x backend in turn, rotating the backend
+order, so the drift of a shared machine falls on all backends alike. A backend's
+median, p90 and p99 are the medians of its per-round figures; its throughput is all
+its rows over all its timed time.
+
+Python backends are timed through Backend._run: the forward pass with its device
+copies, but without Backend.run's per-call contract check, which torchship-run's
+--bench also leaves out of its timed loop. What the check costs a caller of
+Backend.run is timed on its own and reported as contract_check_us.
+"""
+
+import dataclasses
+import json
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from export.artifact import Artifact
+from export.backends import BACKENDS, Backend
+from export.contract import check_inputs
+from export.cpp_runner import run_runner, runner_path
+from models.artifacts import WEIGHTS, UserError, atomic_path
+from models.spec import ModelSpec
+
+BENCH_BACKENDS = ("eager", "torchscript", "libtorch", "onnxruntime")
+RUNNER = "libtorch"  # the backend that is torchship-run
+REFERENCE = ("onnxruntime", "cpu")  # the fastest peer on a CPU machine: every ratio is to it
+ROUNDS = 5  # chunks per model x batch x backend, interleaved with every other one
+BUDGET_S = 1.0  # without --iterations: timed calls fill about this much time per backend
+MIN_CALLS, MAX_CALLS = 20, 10_000
+CALIBRATION_CALLS = 5  # timed once, after warm-up, to size the timed chunks
+CHECK_CALLS = 20  # contract checks timed for contract_check_us
+
+
+def percentile(sorted_us: list[float], q: float) -> float:
+    """Nearest rank, as cpp_runtime/bench.cpp computes it, so both sides agree."""
+    rank = math.ceil(q * len(sorted_us))
+    return sorted_us[min(len(sorted_us) - 1, max(rank - 1, 0))]
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One round's timed calls of one backend: what both timers return."""
+
+    calls: int
+    total_us: float
+    median_us: float
+    p90_us: float
+    p99_us: float
+
+    @classmethod
+    def of(cls, samples_us: list[float]) -> "Chunk":
+        s = sorted(samples_us)
+        return cls(len(s), sum(s), percentile(s, 0.5), percentile(s, 0.9), percentile(s, 0.99))
+
+
+class InProcessTimer:
+    """A loaded Python backend, timed in this process."""
+
+    def __init__(self, backend: Backend, feed: tuple):
+        self.backend, self.feed = backend, feed
+
+    def chunk(self, calls: int, warmup: int) -> Chunk:
+        forward, feed = self.backend._run, self.feed  # forward only: see the module docstring
+        for _ in range(warmup):
+            forward(feed)
+        samples = []
+        for _ in range(calls):
+            start = time.perf_counter_ns()
+            forward(feed)
+            samples.append((time.perf_counter_ns() - start) / 1e3)
+        return Chunk.of(samples)
+
+
+class RunnerTimer:
+    """torchship-run --bench: one process per chunk, timing itself after its load."""
+
+    def __init__(self, backend: Backend, batch: int, ints: dict[str, int], threads: int):
+        self.args = [backend.path, "--batch", batch, "--device", backend.device, "--threads", threads,
+                     "--json", *(a for k, v in ints.items() for a in ("--int", f"{k}={v}"))]
+
+    def chunk(self, calls: int, warmup: int) -> Chunk:
+        result = run_runner(["--bench", calls, "--warmup", warmup, *self.args])
+        if result.returncode != 0:
+            message = (result.stderr.strip().splitlines() or [f"exit code {result.returncode}"])[-1]
+            raise UserError(f"torchship-run --bench failed: {message}")
+        r = json.loads(result.stdout.strip().splitlines()[-1])
+        total_us = r["batch"] * r["iterations"] / r["throughput"] * 1e6
+        return Chunk(r["iterations"], total_us, r["median_us"], r["p90_us"], r["p99_us"])
+
+
+@dataclass
+class Measurement:
+    """One model x batch x backend: its timer, and the chunks it has timed so far."""
+
+    model: str
+    backend: str
+    device: str
+    batch: int
+    ints: dict[str, int]
+    contract_check_us: float
+    timer: InProcessTimer | RunnerTimer = field(repr=False)
+    calls_per_round: int = 0
+    chunks: list[Chunk] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return f"{self.model} b{self.batch} {self.backend} ({self.device})"
+
+    def to_json(self) -> dict:
+        calls = sum(c.calls for c in self.chunks)
+        total_us = sum(c.total_us for c in self.chunks)
+        return {
+            "model": self.model, "backend": self.backend, "device": self.device, "batch": self.batch,
+            "ints": self.ints, "rounds": len(self.chunks), "calls": calls,
+            **{k: statistics.median(getattr(c, k) for c in self.chunks) for k in ("median_us", "p90_us", "p99_us")},
+            "throughput": self.batch * calls / (total_us * 1e-6),
+            "contract_check_us": self.contract_check_us,
+        }
+
+
+@dataclass(frozen=True)
+class Config:
+    models: list[str]
+    backends: list[str] | None  # None: every bench backend that can run here
+    batch_sizes: list[int]
+    threads: int | None  # None: all cores
+    device: str
+    iterations: int | None  # None: as many as fit in BUDGET_S
+    warmup: int
+    cold_starts: int
+    artifacts: Path
+
+
+def bench_ints(spec: ModelSpec) -> dict[str, int]:
+    """Int inputs at their highest value: DynamicNet's deepest path."""
+    return {i.name: i.high for i in spec.int_inputs}
+
+
+class Benchmark:
+    """Everything loaded and checked up front, so a bad request fails before any timing."""
+
+    def __init__(self, config: Config):
+        if config.threads is None:
+            config = dataclasses.replace(config, threads=os.cpu_count())
+        self.config = config
+        if config.device == "cuda" and not torch.cuda.is_available():
+            raise UserError("--device cuda: no CUDA device on this machine; use --device cpu")
+        torch.set_num_threads(config.threads)
+        self.artifacts = {name: Artifact.open(config.artifacts, name) for name in config.models}
+        self.skipped: dict[str, str] = {}  # label: why, for default backends that cannot run here
+        self.measurements: list[Measurement] = []
+        for name, artifact in self.artifacts.items():
+            for batch in config.batch_sizes:
+                if batch > artifact.spec.max_batch:
+                    raise UserError(f"batch {batch} exceeds {name}'s max_batch {artifact.spec.max_batch}")
+            for backend in self._backends():
+                self.measurements += self._measurements(artifact, backend.load(artifact))
+        # A cell: one model x batch, every backend; rounds go cell by cell.
+        self.cells: dict[tuple[str, int], list[Measurement]] = {}
+        for m in self.measurements:
+            self.cells.setdefault((m.model, m.batch), []).append(m)
+        self.cold_paths = sorted({(m.model, m.backend) for m in self.measurements},
+                                 key=lambda p: (config.models.index(p[0]), BENCH_BACKENDS.index(p[1])))
+
+    def _backends(self) -> list[Backend]:
+        names = self.config.backends or BENCH_BACKENDS
+        pairs = [(name, self.config.device) for name in names]
+        if self.config.device != "cpu" and REFERENCE[0] in names:
+            pairs.append(REFERENCE)
+        backends = []
+        for name, device in pairs:
+            backend = BACKENDS[name](device=device, threads=self.config.threads)
+            if self.config.backends is None and (reason := backend.unavailable()) is not None:
+                self.skipped[backend.label] = reason
+                continue
+            backends.append(backend)  # an unavailable named backend fails in load(), saying why
+        return backends
+
+    def _measurements(self, artifact: Artifact, backend: Backend) -> list[Measurement]:
+        spec, ints = artifact.spec, bench_ints(artifact.spec)
+        generator = torch.Generator().manual_seed(0)
+        result = []
+        for batch in self.config.batch_sizes:
+            feed = spec.example_inputs(batch, generator, **ints)
+            check_us = _median_us(lambda: check_inputs(artifact.contract, feed), CHECK_CALLS)
+            timer = (RunnerTimer(backend, batch, ints, self.config.threads) if backend.name == RUNNER
+                     else InProcessTimer(backend, feed))
+            result.append(Measurement(spec.name, backend.name, backend.device, batch, ints, check_us, timer))
+        return result
+
+    @property
+    def rounds(self) -> int:
+        return min(ROUNDS, self.config.iterations or ROUNDS)
+
+    @property
+    def steps(self) -> int:
+        """Progress-bar steps: calibration, rounds, cold starts."""
+        calibration = 0 if self.config.iterations else len(self.measurements)
+        return (calibration + self.rounds * len(self.measurements)
+                + self.config.cold_starts * len(self.cold_paths))
+
+    def run(self, on_step: Callable[[str], None]) -> dict:
+        config = self.config
+        load_before = os.getloadavg()
+        for m in self.measurements:
+            if config.iterations:
+                m.calls_per_round = math.ceil(config.iterations / self.rounds)
+                continue
+            probe = m.timer.chunk(CALIBRATION_CALLS, config.warmup)
+            estimate_us = probe.total_us / probe.calls  # the mean: a loaded machine has long tails
+            calls = min(MAX_CALLS, max(MIN_CALLS, int(BUDGET_S * 1e6 / estimate_us)))
+            m.calls_per_round = math.ceil(calls / self.rounds)
+            on_step(f"calibrate {m.label}")
+        for r in range(self.rounds):
+            for cell in self.cells.values():
+                for m in cell[r % len(cell):] + cell[:r % len(cell)]:  # rotate who goes first
+                    m.chunks.append(m.timer.chunk(m.calls_per_round, config.warmup))
+                    on_step(f"round {r + 1}/{self.rounds} {m.label}")
+        cold = self._cold_starts(on_step)
+        records = [m.to_json() for cell in self.cells.values() for m in cell]
+        reference = {(r["model"], r["batch"]): r["median_us"] for r in records
+                     if (r["backend"], r["device"]) == REFERENCE}
+        for r in records:
+            ref = reference.get((r["model"], r["batch"]))
+            r["ratio_to_onnxruntime"] = r["median_us"] / ref if ref else None
+        return {"config": self._config_json(load_before), "records": records, "cold_start": cold}
+
+    def _cold_starts(self, on_step: Callable[[str], None]) -> list[dict]:
+        runs: dict[tuple[str, str], list[tuple[float, float]]] = {p: [] for p in self.cold_paths}
+        for _ in range(self.config.cold_starts):  # interleaved, like the latency rounds
+            for model, backend in self.cold_paths:
+                runs[(model, backend)].append(cold_start(self._cold_command(model, backend)))
+                on_step(f"cold start {model} {backend}")
+        return [{"model": model, "backend": backend, "device": "cpu", "runs": len(r),
+                 "seconds": statistics.median(s for s, _ in r), "peak_rss_mib": max(m for _, m in r),
+                 "command": _COLD_START_WHAT[backend]}
+                for (model, backend), r in runs.items() if r]
+
+    def _cold_command(self, model: str, backend: str) -> list[str]:
+        artifact = self.artifacts[model]
+        threads = str(self.config.threads)
+        if backend == RUNNER:
+            return [str(runner_path()), str(artifact.file("torchscript")), "--check", str(artifact.samples()),
+                    "--json", "--threads", threads]
+        source = artifact.folder / WEIGHTS if backend == "eager" else artifact.file(BACKENDS[backend].format)
+        feed = [v if isinstance(v, int) else {"dtype": i.dtype, "shape": list(v.shape)}
+                for i, v in zip(artifact.spec.inputs, artifact.spec.example_inputs(1, **bench_ints(artifact.spec)))]
+        return [sys.executable, "-c", _CHILD_PRELUDE + _CHILD_CODE[backend], str(source), json.dumps(feed),
+                threads, model]
+
+    def _config_json(self, load_before: tuple) -> dict:
+        import onnxruntime
+
+        c = self.config
+        return {
+            "models": c.models, "backends": sorted({m.backend for m in self.measurements}, key=BENCH_BACKENDS.index),
+            "skipped": self.skipped, "batch_sizes": c.batch_sizes, "device": c.device, "threads": c.threads,
+            "ints": {name: bench_ints(a.spec) for name, a in self.artifacts.items()},
+            "warmup_per_chunk": c.warmup, "rounds": self.rounds,
+            "iterations": c.iterations or f"auto: about {BUDGET_S:g} s per model x batch x backend",
+            "cold_start_runs": c.cold_starts,
+            "timing": "median/p90/p99 are medians over rounds of per-round nearest-rank percentiles; "
+                      "Python backends time forward only (contract_check_us is the per-call check "
+                      "Backend.run adds); torchship-run times itself in-process",
+            "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "cpu": _cpu_model(),
+                        "load_average": {"start": load_before[0], "end": os.getloadavg()[0]}},
+            "versions": {"python": platform.python_version(), "torch": torch.__version__,
+                         "onnxruntime": onnxruntime.__version__},
+        }
+
+
+def _median_us(call: Callable[[], object], calls: int) -> float:
+    samples = []
+    for _ in range(calls):
+        start = time.perf_counter_ns()
+        call()
+        samples.append((time.perf_counter_ns() - start) / 1e3)
+    return statistics.median(samples)
+
+
+def _cpu_model() -> str:
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return platform.processor()
+    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "")
+
+
+# A fresh Python process serving one model: import, load, one forward on batch 1, print.
+# argv: file, feed (JSON: {"dtype", "shape"} per tensor input, the value per int input), threads, model.
+_CHILD_PRELUDE = "import json, sys\nfile, feed, threads = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3])\n"
+_CHILD_CODE = {
+    "eager": """import torch
+from models import get_spec
+torch.set_num_threads(threads)
+model = get_spec(sys.argv[4]).build()
+model.load_state_dict(torch.load(file, weights_only=True))
+with torch.inference_mode():
+    model.eval()(*[torch.randn(f["shape"], dtype=getattr(torch, f["dtype"])) if isinstance(f, dict) else f
+                   for f in feed])
+print("ok", flush=True)
+""",
+    "torchscript": """import torch
+torch.set_num_threads(threads)
+model = torch.jit.load(file)
+with torch.inference_mode():
+    model(*[torch.randn(f["shape"], dtype=getattr(torch, f["dtype"])) if isinstance(f, dict) else f
+            for f in feed])
+print("ok", flush=True)
+""",
+    "onnxruntime": """import numpy as np, onnxruntime as ort
+options = ort.SessionOptions()
+options.intra_op_num_threads = threads
+session = ort.InferenceSession(file, options, providers=["CPUExecutionProvider"])
+session.run(None, {i.name: np.random.randn(*f["shape"]).astype(f["dtype"]) if isinstance(f, dict)
+                   else np.asarray(f, dtype=np.int64) for i, f in zip(session.get_inputs(), feed)})
+print("ok", flush=True)
+""",
+}
+_COLD_START_WHAT = {
+    RUNNER: "torchship-run MODEL.pt --check samples.pt --json",
+    "eager": "python: import torch and models, build, load weights.pt, forward batch 1",
+    "torchscript": "python: import torch, torch.jit.load, forward batch 1",
+    "onnxruntime": "python: import onnxruntime, InferenceSession, run batch 1",
+}
+
+
+# Spawns argv, times spawn to its first line on stdout, waits for it and prints both as JSON.
+# A separate small process, because a child forked from this one (torch loaded) inherits
+# our RSS high-water mark as its own ru_maxrss; a child of a fresh interpreter inherits
+# only that interpreter's few MiB.
+_LAUNCHER = """import json, os, sys, time
+read, write = os.pipe()
+start = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    try:
+        os.dup2(write, 1)
+        os.execv(sys.argv[1], sys.argv[1:])
+    finally:
+        os._exit(127)
+os.close(write)
+with os.fdopen(read, "rb") as out:
+    first_line = out.readline()
+    seconds = time.perf_counter() - start
+    out.read()
+_, status, usage = os.wait4(pid, 0)
+print(json.dumps({"seconds": seconds, "output": bool(first_line), "exit_code": os.waitstatus_to_exitcode(status),
+                  "peak_rss_kib": usage.ru_maxrss}))
+"""
+
+
+def cold_start(argv: list[str]) -> tuple[float, float]:
+    """Seconds from spawn to the child's first line on stdout, and its peak RSS in MiB."""
+    launched = subprocess.run([sys.executable, "-c", _LAUNCHER, *argv], capture_output=True, text=True)
+    result = json.loads(launched.stdout) if launched.returncode == 0 else {}
+    if result.get("exit_code") != 0 or not result.get("output"):
+        why = (launched.stderr.strip().splitlines() or [f"no output, exit code {result.get('exit_code')}"])[-1]
+        raise UserError(f"cold start of {Path(argv[0]).name} failed: {why}")
+    return result["seconds"], result["peak_rss_kib"] / 1024  # Linux reports KiB
+
+
+def latency_table(report: dict):
+    from rich.table import Table
+
+    c = report["config"]
+    table = Table("model", "batch", "backend", "median", "p90", "throughput", "vs onnxruntime",
+                  title=f"latency on {c['device']}, {c['threads']} threads "
+                        f"({c['rounds']} interleaved rounds; int inputs {_ints_note(c['ints'])})")
+    previous = None
+    for r in report["records"]:
+        if previous is not None and r["model"] != previous:
+            table.add_section()
+        previous = r["model"]
+        ratio = r["ratio_to_onnxruntime"]
+        table.add_row(r["model"], str(r["batch"]), f"{r['backend']} ({r['device']})", _us(r["median_us"]),
+                      _us(r["p90_us"]), f"{r['throughput']:,.0f}/s", f"{ratio:.2f}x" if ratio else "")
+    return table
+
+
+def cold_start_table(report: dict):
+    from rich.table import Table
+
+    table = Table("model", "backend", "cold start", "peak RSS", "what runs",
+                  title="cold start: spawn to first output, on CPU (median of runs; RSS: the largest)")
+    for r in report["cold_start"]:
+        table.add_row(r["model"], r["backend"], f"{r['seconds']:.2f} s", f"{r['peak_rss_mib']:.0f} MiB",
+                      r["command"])
+    return table
+
+
+def write_plot(report: dict, path: Path) -> None:
+    """Median latency against batch size per backend, log-log, one panel per model."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    models = report["config"]["models"]
+    fig, axes = plt.subplots(1, len(models), figsize=(4.5 * len(models), 4), squeeze=False)
+    for ax, model in zip(axes[0], models):
+        lines: dict[str, list[tuple[int, float]]] = {}
+        for r in report["records"]:
+            if r["model"] == model:
+                lines.setdefault(f"{r['backend']} ({r['device']})", []).append((r["batch"], r["median_us"]))
+        for label, points in lines.items():
+            batches, medians = zip(*sorted(points))
+            ax.plot(batches, medians, marker="o", label=label)
+        ax.set(xscale="log", yscale="log", title=model, xlabel="batch size", ylabel="median latency (µs)")
+        ax.set_xticks(report["config"]["batch_sizes"], [str(b) for b in report["config"]["batch_sizes"]])
+        ax.minorticks_off()
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0][0].legend()
+    c = report["config"]
+    load = c["machine"]["load_average"]
+    fig.suptitle(f"bench-model on {c['machine']['cpus']} CPUs ({c['machine']['cpu']}), {c['threads']} threads, "
+                 f"load average {load['start']:.1f} to {load['end']:.1f}")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+
+
+def _us(us: float) -> str:
+    return f"{us:,.1f} µs" if us < 1000 else f"{us / 1000:,.2f} ms"
+
+
+def _ints_note(ints: dict[str, dict[str, int]]) -> str:
+    return ", ".join(f"{model} {k}={v}" for model, values in ints.items() for k, v in values.items()) or "none"
