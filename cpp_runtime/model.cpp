@@ -3,6 +3,7 @@
 #include <torch/cuda.h>
 #include <torch/serialize.h>
 #include <torch/csrc/jit/runtime/graph_executor.h>
+#include <torch/csrc/jit/passes/frozen_linear_transpose.h>
 #include <torch/csrc/jit/passes/frozen_ops_to_mkldnn.h>
 
 #include <chrono>
@@ -26,19 +27,32 @@ double ms_since(std::chrono::steady_clock::time_point start) {
 
 std::string first_line(const std::string& text) { return text.substr(0, text.find('\n')); }
 
-// Freezing inlines the weights as constants, which lets oneDNN take the convolutions
-// with pre-packed weights (ConvNet at batch 64: 1640 -> 590 us on 2 cores). The rest
-// of optimize_for_inference, FrozenLinearTranspose, is left out on purpose: it speeds
-// up Linear layers at batch 64 by 5-10% but slows them at batch 1 by 30-40%.
-torch::jit::Module optimize_for_cpu_inference(torch::jit::Module module) {
+// From this batch size on, run_forward takes the large-batch plan (see LoadedModel).
+constexpr int64_t kLargeBatch = 8;
+
+// Freezing inlines the weights as constants, which the passes below rewrite.
+std::optional<torch::jit::Module> frozen(const torch::jit::Module& module) {
   try {
-    module = torch::jit::freeze(module);
+    return torch::jit::freeze(module);
   } catch (const c10::Error&) {
-    return module;  // not freezable (rare scripted constructs): run it as loaded
+    return std::nullopt;  // not freezable (rare scripted constructs): run it as loaded
   }
-  auto graph = module.get_method("forward").graph();
+}
+
+torch::jit::Module large_batch_plan(const torch::jit::Module& module) {
+  auto plan = frozen(module);
+  if (!plan) return module;
+  auto graph = plan->get_method("forward").graph();
   torch::jit::ConvertFrozenOpsToMKLDNN(graph);
-  return module;
+  torch::jit::FrozenLinearTranspose(graph);
+  return *plan;
+}
+
+int64_t batch_of(const std::vector<c10::IValue>& inputs) {
+  for (const auto& value : inputs) {
+    if (value.isTensor() && value.toTensor().dim() > 0) return value.toTensor().size(0);
+  }
+  return 1;
 }
 
 }  // namespace
@@ -87,10 +101,12 @@ LoadedModel load_model(const std::string& path, const torch::Device& device) {
   model.contract = Contract::parse(extra["manifest.json"]);
   model.device = device;
   model.module.eval();
-  model.module = optimize_for_cpu_inference(model.module);
-  // One call at load builds the execution plan and the oneDNN primitives, so the
+  model.large_batch_module = device.is_cpu() ? large_batch_plan(model.module) : model.module;
+  model.module = frozen(model.module).value_or(model.module);
+  // One call per plan at load builds its execution plan and oneDNN primitives, so the
   // caller's first call costs a few times a steady one instead of milliseconds.
   run_forward(model, model.contract.random_inputs(/*batch=*/1, /*ints=*/{}));
+  run_forward(model, model.contract.random_inputs(/*batch=*/kLargeBatch, /*ints=*/{}));
   model.load_ms = ms_since(start);
   return model;
 }
@@ -102,7 +118,10 @@ torch::Tensor run_forward(LoadedModel& model, const std::vector<c10::IValue>& in
   for (const auto& value : inputs) {
     feed.push_back(value.isTensor() ? c10::IValue(value.toTensor().to(model.device)) : value);
   }
-  const auto output = model.module.forward(feed);
+  const bool large = batch_of(feed) >= kLargeBatch;
+  // Small batches run plain ATen kernels: oneDNN's per-call setup dominates tiny convolutions.
+  at::globalContext().setUserEnabledMkldnn(large || !model.device.is_cpu());
+  const auto output = (large ? model.large_batch_module : model.module).forward(feed);
   if (!output.isTensor()) {
     throw UserError("the model returned " + std::string(output.tagKind()) + "; torchship-run expects one tensor");
   }

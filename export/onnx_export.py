@@ -38,7 +38,7 @@ def export_onnx(spec: ModelSpec, model: nn.Module, path: Path, opset: int | None
     example = export_inputs(spec, spec.example_inputs(EXPORT_BATCH, torch.Generator().manual_seed(0), **ints))
     try:
         program = torch.onnx.export(
-            _ExportForward(model), example, dynamo=True, dynamic_shapes={"inputs": dynamic_shapes},
+            _ExportForward(model).eval(), example, dynamo=True, dynamic_shapes={"inputs": dynamic_shapes},
             opset_version=opset, input_names=[i.name for i in spec.inputs],
             output_names=[o.name for o in spec.outputs],
         )
