@@ -120,7 +120,7 @@ def verify_command(names, backends, device, atol, rtol, artifacts, json_path) ->
     rows = []
     with progress_bar() as bar, quiet.quiet_torch():
         task = bar.add_task("verify", total=len(models) * len(plan.pairs), status="")
-        for name, artifact in artifacts_by_model.items():
+        for artifact in artifacts_by_model.values():
             rows += verify_model(artifact, plan, atol, rtol,
                                  on_pair=lambda label: bar.update(task, advance=1, status=label))
         bar.update(task, status="done")

@@ -36,7 +36,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as e:
-        raise UserError(f"cannot write {path}: {e.strerror}; choose a writable --artifacts folder")
+        raise UserError(f"cannot write {path}: {e.strerror}; choose a writable --artifacts folder") from None
     os.close(fd)
     os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp's 0600 would make artifacts private
     try:

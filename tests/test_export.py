@@ -91,7 +91,7 @@ def test_loop_check_refuses_an_unrolled_graph(tmp_path):
 @pytest.mark.parametrize("name", SPECS)
 def test_manifest_records_hashes_versions_and_checkpoint(exported, name):
     manifest = json.loads((exported / name / "manifest.json").read_text())
-    for fmt, entry in manifest["formats"].items():
+    for entry in manifest["formats"].values():
         assert entry["sha256"] == sha256_file(exported / name / entry["file"])
         assert entry["exporter"] and entry["mode"]
     assert manifest["formats"]["onnx"]["opset"] >= 17
