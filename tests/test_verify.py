@@ -96,3 +96,13 @@ def test_random_depth_default_draws_the_same_in_python_and_cpp(exported):
     assert draws["eager"] == draws["torchscript"] == draws["libtorch"]
     assert None not in draws["eager"] and len(set(draws["eager"])) > 1
     assert random_default_draws(Artifact.open(exported, "convnet")) == {}
+
+
+@pytest.mark.cuda
+@pytest.mark.cpp
+def test_every_backend_matches_eager_on_cuda(exported, tmp_path):
+    result = invoke(verify_command, "all", "--artifacts", exported, "--device", "cuda", "--json", tmp_path / "v.json")
+    assert result.exit_code == 0, result.output
+    rows = json.loads((tmp_path / "v.json").read_text())["rows"]
+    assert {(r["backend"], r["status"]) for r in rows} == {
+        (b, "pass") for b in ("eager", "torchscript", "libtorch", "onnxruntime")}
