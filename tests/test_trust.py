@@ -204,6 +204,7 @@ def test_export_killed_at_random_points_never_leaves_a_valid_looking_wrong_artif
     assert sum(states.values()) == 6
 
 
+@pytest.mark.filterwarnings("ignore::FutureWarning")  # torch.export's own, summarised by the CLI
 @pytest.mark.parametrize("renames_done", [1, 2, 3])
 def test_export_interrupted_between_renames_is_refused_not_mixed(exported, tmp_path, monkeypatch, renames_done):
     """The dangerous instants of a kill, hit exactly: after some files were renamed into
