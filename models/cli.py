@@ -36,8 +36,6 @@ def main(names: tuple[str, ...], steps: int | None, seed: int, artifacts: Path) 
     Writes ARTIFACTS/NAME/weights.pt (a state_dict) and ARTIFACTS/NAME/train.json
     (recipe, seed, final loss, metrics, versions, sha256 of the weights).
     """
-    import torch  # noqa: F401  (after click parsed: `--help` stays instant)
-
     from models.train import save, train
 
     for name in expand_names(names):
