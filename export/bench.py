@@ -32,7 +32,7 @@ import torch
 from export.artifact import Artifact
 from export.backends import BACKENDS, Backend
 from export.contract import check_inputs
-from export.cpp_runner import run_runner, runner_path
+from export.cpp_runner import run_runner_or_fail, runner_path
 from models.artifacts import WEIGHTS, UserError, atomic_path
 from models.spec import ModelSpec
 
@@ -78,12 +78,7 @@ class InProcessTimer:
         forward, feed = self.backend._run, self.feed  # forward only: see the module docstring
         for _ in range(warmup):
             forward(feed)
-        samples = []
-        for _ in range(calls):
-            start = time.perf_counter_ns()
-            forward(feed)
-            samples.append((time.perf_counter_ns() - start) / 1e3)
-        return Chunk.of(samples)
+        return Chunk.of(_time_us(lambda: forward(feed), calls))
 
 
 class RunnerTimer:
@@ -94,10 +89,7 @@ class RunnerTimer:
                      "--json", *(a for k, v in ints.items() for a in ("--int", f"{k}={v}"))]
 
     def chunk(self, calls: int, warmup: int) -> Chunk:
-        result = run_runner(["--bench", calls, "--warmup", warmup, *self.args])
-        if result.returncode != 0:
-            message = (result.stderr.strip().splitlines() or [f"exit code {result.returncode}"])[-1]
-            raise UserError(f"torchship-run --bench failed: {message}")
+        result = run_runner_or_fail(["--bench", calls, "--warmup", warmup, *self.args], "torchship-run --bench failed")
         r = json.loads(result.stdout.strip().splitlines()[-1])
         total_us = r["batch"] * r["iterations"] / r["throughput"] * 1e6
         return Chunk(r["iterations"], total_us, r["median_us"], r["p90_us"], r["p99_us"])
@@ -197,7 +189,7 @@ class Benchmark:
         result = []
         for batch in self.config.batch_sizes:
             feed = spec.example_inputs(batch, generator, **ints)
-            check_us = _median_us(lambda: check_inputs(artifact.contract, feed), CHECK_CALLS)
+            check_us = statistics.median(_time_us(lambda: check_inputs(artifact.contract, feed), CHECK_CALLS))
             timer = (RunnerTimer(backend, batch, ints, self.config.threads) if backend.name == RUNNER
                      else InProcessTimer(backend, feed))
             result.append(Measurement(spec.name, backend.name, backend.device, batch, ints, check_us, timer))
@@ -284,13 +276,14 @@ class Benchmark:
         }
 
 
-def _median_us(call: Callable[[], object], calls: int) -> float:
+def _time_us(call: Callable[[], object], calls: int) -> list[float]:
+    """Each call's wall time in microseconds."""
     samples = []
     for _ in range(calls):
         start = time.perf_counter_ns()
         call()
         samples.append((time.perf_counter_ns() - start) / 1e3)
-    return statistics.median(samples)
+    return samples
 
 
 def _cpu_model() -> str:
@@ -304,25 +297,21 @@ def _cpu_model() -> str:
 # A fresh Python process serving one model: import, load, one forward on batch 1, print.
 # argv: file, feed (JSON: {"dtype", "shape"} per tensor input, the value per int input), threads, model.
 _CHILD_PRELUDE = "import json, sys\nfile, feed, threads = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3])\n"
-_CHILD_CODE = {
-    "eager": """import torch
-from models import get_spec
-torch.set_num_threads(threads)
-model = get_spec(sys.argv[4]).build()
-model.load_state_dict(torch.load(file, weights_only=True))
+_TORCH_FORWARD = """torch.set_num_threads(threads)
 with torch.inference_mode():
     model.eval()(*[torch.randn(f["shape"], dtype=getattr(torch, f["dtype"])) if isinstance(f, dict) else f
                    for f in feed])
 print("ok", flush=True)
-""",
+"""
+_CHILD_CODE = {
+    "eager": """import torch
+from models import get_spec
+model = get_spec(sys.argv[4]).build()
+model.load_state_dict(torch.load(file, weights_only=True))
+""" + _TORCH_FORWARD,
     "torchscript": """import torch
-torch.set_num_threads(threads)
 model = torch.jit.load(file)
-with torch.inference_mode():
-    model(*[torch.randn(f["shape"], dtype=getattr(torch, f["dtype"])) if isinstance(f, dict) else f
-            for f in feed])
-print("ok", flush=True)
-""",
+""" + _TORCH_FORWARD,
     "onnxruntime": """import numpy as np, onnxruntime as ort
 options = ort.SessionOptions()
 options.intra_op_num_threads = threads

@@ -24,3 +24,12 @@ def run_runner(args: list[str], timeout: float = DEFAULT_TIMEOUT_S) -> subproces
     """Run torchship-run with `args`; the caller reads returncode, stdout and stderr."""
     return subprocess.run([str(runner_path()), *map(str, args)], capture_output=True, text=True,
                           timeout=timeout)
+
+
+def run_runner_or_fail(args: list[str], failure: str) -> subprocess.CompletedProcess:
+    """run_runner; a failure becomes a UserError, `failure: <the runner's own line>`."""
+    result = run_runner(args)
+    if result.returncode != 0:
+        message = (result.stderr.strip().splitlines() or [f"exit code {result.returncode}"])[-1]
+        raise UserError(f"{failure}: {message}")
+    return result

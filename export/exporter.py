@@ -58,16 +58,12 @@ def _prove(spec: ModelSpec, fmt: str, contract: dict, path: Path, cases: list[Ca
     backend = (TorchScriptBackend() if fmt == "torchscript" else OnnxRuntimeBackend()).load_file(contract, path)
     worst = None
     for case in cases:
-        result = compare_case(spec, backend.run(case.inputs), case)
+        result = compare(backend.run(case.inputs), case.output, spec.atol, spec.rtol, detail=case.name)
         worst = result if worst is None else worst.merge(result)
     if not worst:
         raise UserError(f"{spec.name}: the {fmt} export does not match eager: {worst.describe()} "
                         f"(worst case {worst.detail})")
     return worst
-
-
-def compare_case(spec: ModelSpec, output: torch.Tensor, case: Case) -> Comparison:
-    return compare(output, case.output, spec.atol, spec.rtol, detail=case.name)
 
 
 def export_model(spec: ModelSpec, artifacts: Path, formats: list[str], mode: str,

@@ -1,12 +1,13 @@
 """TorchScript export: script where control flow must survive, trace (checked) elsewhere."""
 
+import json
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from export.compare import compare
-from export.samples import EXPORT_BATCH, Case, make_cases, with_outputs
+from export.samples import EXPORT_BATCH, make_cases, with_outputs
 from models.artifacts import UserError
 from models.spec import ModelSpec
 
@@ -80,19 +81,6 @@ def export_torchscript(spec: ModelSpec, model: nn.Module, mode: str, path: Path,
     module = script(spec, model) if mode == "script" else trace(spec, model)
     if mode == "trace":
         check_trace(spec, model, module)
-    torch.jit.save(module, str(path), _extra_files={"manifest.json": _json(contract)})
+    torch.jit.save(module, str(path), _extra_files={"manifest.json": json.dumps(contract, indent=2)})
     return module
 
-
-def load(path: Path) -> torch.jit.ScriptModule:
-    return torch.jit.load(str(path), map_location="cpu").eval()
-
-
-def run_cases(module: torch.jit.ScriptModule, cases: list[Case]) -> list[torch.Tensor]:
-    with torch.no_grad():
-        return [module(*case.inputs) for case in cases]
-
-
-def _json(contract: dict) -> str:
-    import json
-    return json.dumps(contract, indent=2)

@@ -10,13 +10,14 @@ from pathlib import Path
 import torch
 
 from export.backends.base import Backend
-from export.cpp_runner import run_runner, runner_path
+from export.cpp_runner import run_runner_or_fail, runner_path
 from models.artifacts import UserError
 
 
 class LibtorchBackend(Backend):
     name = "libtorch"
     format = "torchscript"
+    _seed: int | None = None  # set only for the duration of run_seeded
 
     def unavailable(self) -> str | None:
         if (reason := super().unavailable()) is not None:
@@ -38,8 +39,6 @@ class LibtorchBackend(Backend):
         finally:
             self._seed = None
 
-    _seed: int | None = None
-
     def _run(self, inputs: tuple) -> torch.Tensor:
         with tempfile.TemporaryDirectory(prefix="torchship-") as tmp:
             feed, out = Path(tmp) / "inputs.pt", Path(tmp) / "output.pt"
@@ -51,8 +50,5 @@ class LibtorchBackend(Backend):
                 args.append("--allow-non-finite")
             if self._seed is not None:
                 args += ["--seed", str(self._seed)]
-            result = run_runner(args)
-            if result.returncode != 0:
-                message = (result.stderr.strip().splitlines() or [f"exit code {result.returncode}"])[-1]
-                raise UserError(f"torchship-run failed on {self.path.name}: {message}")
+            run_runner_or_fail(args, f"torchship-run failed on {self.path.name}")
             return torch.load(out, weights_only=True)
