@@ -4,9 +4,10 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from models import get_spec
-from models.artifacts import UserError, read_json, sha256_file
-from models.spec import ModelSpec
+from torchship.models import get_spec
+from torchship.models.artifacts import read_json, sha256_file
+from torchship.errors import TorchshipError
+from torchship.models.spec import ModelSpec
 
 MANIFEST = "manifest.json"
 SAMPLES = "samples.pt"
@@ -38,7 +39,7 @@ class Artifact:
         """The format's file after its integrity checks; a clear error when it fails one."""
         name = self.spec.name
         if not self.has(fmt):
-            raise UserError(f"no {fmt} export of {name!r} in {self.folder}; "
+            raise TorchshipError(f"no {fmt} export of {name!r} in {self.folder}; "
                             f"run 'export-model {name} --format {fmt}' first")
         path = self.folder / self.manifest["formats"][fmt]["file"]
         check_integrity(path, self.manifest["formats"][fmt]["sha256"], f"export-model {name} --format {fmt}")
@@ -57,9 +58,9 @@ def check_integrity(path: Path, sha256: str | None, fix: str) -> None:
     zip format leaves unchecked (headers, names).
     """
     if not path.is_file():
-        raise UserError(f"{path} is missing; re-export with '{fix}'")
+        raise TorchshipError(f"{path} is missing; re-export with '{fix}'")
     if sha256 is not None and (got := sha256_file(path)) != sha256:
-        raise UserError(f"{path.name}: sha256 does not match manifest.json (expected {sha256[:12]}…, "
+        raise TorchshipError(f"{path.name}: sha256 does not match manifest.json (expected {sha256[:12]}…, "
                         f"got {got[:12]}…); re-export with '{fix}'")
     if path.suffix == ".pt":  # torch's zip container: TorchScript archives, samples
         check_zip(path, fix)
@@ -70,8 +71,8 @@ def check_zip(path: Path, fix: str) -> None:
         with zipfile.ZipFile(path) as archive:
             bad = archive.testzip()
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
-        raise UserError(f"{path.name}: not a valid archive ({e}); re-export with '{fix}'") from None
+        raise TorchshipError(f"{path.name}: not a valid archive ({e}); re-export with '{fix}'") from None
     if bad is not None:
-        raise UserError(f"{path.name}: entry '{bad}' fails its CRC32 check; the archive is corrupt; "
+        raise TorchshipError(f"{path.name}: entry '{bad}' fails its CRC32 check; the archive is corrupt; "
                         f"re-export with '{fix}'")
 

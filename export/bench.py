@@ -29,12 +29,13 @@ from typing import Callable
 
 import torch
 
-from export.artifact import Artifact
-from export.backends import BACKENDS, Backend
-from export.contract import check_inputs
-from export.cpp_runner import run_runner_or_fail, runner_path
-from models.artifacts import WEIGHTS, UserError, atomic_path
-from models.spec import ModelSpec
+from torchship.export.artifact import Artifact
+from torchship.export.backends import BACKENDS, Backend
+from torchship.export.contract import check_inputs
+from torchship.export.cpp_runner import run_runner_or_fail, runner_path
+from torchship.models.artifacts import WEIGHTS, atomic_path
+from torchship.errors import TorchshipError
+from torchship.models.spec import ModelSpec
 
 BENCH_BACKENDS = ("eager", "torchscript", "libtorch", "onnxruntime")
 RUNNER = "libtorch"  # the backend that is torchship-run
@@ -151,7 +152,7 @@ class Benchmark:
             config = dataclasses.replace(config, threads=os.cpu_count())
         self.config = config
         if config.device == "cuda" and not torch.cuda.is_available():
-            raise UserError("--device cuda: no CUDA device on this machine; use --device cpu")
+            raise TorchshipError("--device cuda: no CUDA device on this machine; use --device cpu")
         torch.set_num_threads(config.threads)
         self.artifacts = {name: Artifact.open(config.artifacts, name) for name in config.models}
         self.skipped: dict[str, str] = {}  # label: why, for default backends that cannot run here
@@ -159,7 +160,7 @@ class Benchmark:
         for name, artifact in self.artifacts.items():
             for batch in config.batch_sizes:
                 if batch > artifact.spec.max_batch:
-                    raise UserError(f"batch {batch} exceeds {name}'s max_batch {artifact.spec.max_batch}")
+                    raise TorchshipError(f"batch {batch} exceeds {name}'s max_batch {artifact.spec.max_batch}")
             for backend in self._backends():
                 self.measurements += self._measurements(artifact, backend.load(artifact))
         # A cell: one model x batch, every backend; rounds go cell by cell.
@@ -305,7 +306,7 @@ print("ok", flush=True)
 """
 _CHILD_CODE = {
     "eager": """import torch
-from models import get_spec
+from torchship.models import get_spec
 model = get_spec(sys.argv[4]).build()
 model.load_state_dict(torch.load(file, weights_only=True))
 """ + _TORCH_FORWARD,
@@ -360,7 +361,7 @@ def cold_start(argv: list[str]) -> tuple[float, float]:
     result = json.loads(launched.stdout) if launched.returncode == 0 else {}
     if result.get("exit_code") != 0 or not result.get("output"):
         why = (launched.stderr.strip().splitlines() or [f"no output, exit code {result.get('exit_code')}"])[-1]
-        raise UserError(f"cold start of {Path(argv[0]).name} failed: {why}")
+        raise TorchshipError(f"cold start of {Path(argv[0]).name} failed: {why}")
     return result["seconds"], result["peak_rss_kib"] / 1024  # Linux reports KiB
 
 

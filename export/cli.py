@@ -4,18 +4,18 @@ from pathlib import Path
 
 import click
 
-from export.artifact import FORMATS
-from export.backends import BACKENDS
-from export.bench import BENCH_BACKENDS
-from export.torchscript import MODES
-from models import get_spec
-from models.cli import MODEL_NAMES, artifacts_option, expand_names
-from models.console import console, progress_bar
+from torchship.export.artifact import FORMATS
+from torchship.export.backends import BACKENDS
+from torchship.export.bench import BENCH_BACKENDS
+from torchship.export.torchscript import MODES
+from torchship.models import get_spec
+from torchship.models.cli import MODEL_NAMES, artifacts_option, expand_names
+from torchship.models.console import Command, console, progress_bar
 
 BACKEND_NAMES = tuple(BACKENDS)
 
 
-@click.command()
+@click.command(cls=Command)
 @click.argument("names", metavar="NAME...", nargs=-1, required=True, type=MODEL_NAMES)
 @click.option("--format", "fmt", type=click.Choice([*FORMATS, "all"]), default="all", show_default=True,
               help="Which artifact to write.")
@@ -33,8 +33,8 @@ def export_command(names: tuple[str, ...], fmt: str, mode: str, opset: int | Non
     """
     from rich.table import Table
 
-    from export import quiet
-    from export.exporter import export_model
+    from torchship.export import quiet
+    from torchship.export.exporter import export_model
 
     formats = list(FORMATS) if fmt == "all" else [fmt]
     table = Table("model", "format", "mode", "size", "export time", "max abs error",
@@ -91,7 +91,7 @@ def _csv_choice(choices):
     return parse
 
 
-@click.command()
+@click.command(cls=Command)
 @click.argument("names", metavar="NAME...", nargs=-1, required=True, type=MODEL_NAMES)
 @click.option("--backends", callback=_csv_choice(BACKEND_NAMES), metavar="LIST",
               help=f"Comma-separated, from {', '.join(BACKEND_NAMES)} [default: all; unavailable ones are skipped].")
@@ -109,10 +109,11 @@ def verify_command(names, backends, device, atol, rtol, artifacts, json_path) ->
     (for convnet) the held-out digits through eager, TorchScript, the libtorch C++
     runner, onnxruntime and ONNX's reference evaluator. Exits 1 on any mismatch.
     """
-    from export import quiet
-    from export.artifact import Artifact
-    from export.verify import Plan, random_default_draws, verify_model, worst_failure
-    from models.artifacts import UserError, write_json
+    from torchship.export import quiet
+    from torchship.export.artifact import Artifact
+    from torchship.export.verify import Plan, random_default_draws, verify_model, worst_failure
+    from torchship.models.artifacts import write_json
+    from torchship.errors import TorchshipError
 
     plan = Plan(backends, device)
     models = expand_names(names)
@@ -146,7 +147,7 @@ def verify_command(names, backends, device, atol, rtol, artifacts, json_path) ->
         where = f"{worst.model} {worst.backend} ({worst.device})"
         if worst.comparison is not None and not worst.comparison:
             where += f": case {worst.worst_case}"
-        raise UserError(f"{sum(r.failed for r in ran)} of {len(ran)} checks failed; worst: {where}: {worst.reason}")
+        raise TorchshipError(f"{sum(r.failed for r in ran)} of {len(ran)} checks failed; worst: {where}: {worst.reason}")
 
 
 def _batch_sizes(ctx, param, value: str) -> list[int]:
@@ -159,7 +160,7 @@ def _batch_sizes(ctx, param, value: str) -> list[int]:
     return list(dict.fromkeys(sizes))
 
 
-@click.command()
+@click.command(cls=Command)
 @click.argument("names", metavar="NAME...", nargs=-1, required=True, type=MODEL_NAMES)
 @click.option("--backends", callback=_csv_choice(BENCH_BACKENDS),
               metavar="LIST", help="Comma-separated, from eager, torchscript, libtorch (the C++ runner), "
@@ -190,9 +191,9 @@ def bench_command(names, backends, batch_sizes, threads, device, iterations, war
     peak RSS of a fresh process per backend. Int inputs (DynamicNet's depth) are set to
     their highest value.
     """
-    from export import quiet
-    from export.bench import Benchmark, Config, cold_start_table, latency_table, write_plot
-    from models.artifacts import write_json
+    from torchship.export import quiet
+    from torchship.export.bench import Benchmark, Config, cold_start_table, latency_table, write_plot
+    from torchship.models.artifacts import write_json
 
     config = Config(expand_names(names), backends, batch_sizes, threads, device, iterations, warmup,
                     cold_starts, artifacts)

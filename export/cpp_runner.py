@@ -4,7 +4,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from models.artifacts import UserError
+from torchship.errors import TorchshipError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # Generous: the slowest legitimate call (a --bench of thousands of iterations) takes seconds.
@@ -15,7 +15,7 @@ def runner_path() -> Path:
     """The torchship-run binary: $TORCHSHIP_RUN, else build/torchship-run in the repo."""
     path = Path(os.environ.get("TORCHSHIP_RUN") or REPO_ROOT / "build" / "torchship-run")
     if not (path.is_file() and os.access(path, os.X_OK)):
-        raise UserError(f"no torchship-run binary at {path}; build it with 'make build' "
+        raise TorchshipError(f"no torchship-run binary at {path}; build it with 'make build' "
                         "(or set TORCHSHIP_RUN to its path)")
     return path
 
@@ -27,9 +27,9 @@ def run_runner(args: list[str], timeout: float = DEFAULT_TIMEOUT_S) -> subproces
 
 
 def run_runner_or_fail(args: list[str], failure: str) -> subprocess.CompletedProcess:
-    """run_runner; a failure becomes a UserError, `failure: <the runner's own line>`."""
+    """run_runner; a failure becomes a TorchshipError, `failure: <the runner's own line>`."""
     result = run_runner(args)
     if result.returncode != 0:
         message = (result.stderr.strip().splitlines() or [f"exit code {result.returncode}"])[-1]
-        raise UserError(f"{failure}: {message}")
+        raise TorchshipError(f"{failure}: {message}")
     return result

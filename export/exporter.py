@@ -15,15 +15,16 @@ from pathlib import Path
 
 import torch
 
-from export import onnx_export, torchscript
-from export.artifact import FILES, MANIFEST, SAMPLES
-from export.backends.onnx_backends import OnnxRuntimeBackend
-from export.backends.torch_backends import TorchScriptBackend
-from export.compare import Comparison, compare
-from export.samples import Case, fresh_cases, golden_cases, save_samples
-from models.artifacts import UserError, atomic_path, read_json, sha256_file, write_json
-from models.spec import ModelSpec
-from models.train import load_trained
+from torchship.export import onnx_export, torchscript
+from torchship.export.artifact import FILES, MANIFEST, SAMPLES
+from torchship.export.backends.onnx_backends import OnnxRuntimeBackend
+from torchship.export.backends.torch_backends import TorchScriptBackend
+from torchship.export.compare import Comparison, compare
+from torchship.export.samples import Case, fresh_cases, golden_cases, save_samples
+from torchship.models.artifacts import atomic_path, read_json, sha256_file, write_json
+from torchship.errors import TorchshipError
+from torchship.models.spec import ModelSpec
+from torchship.models.train import load_trained
 
 FRESH_SEED = 99  # fresh inputs at batch sizes the export never saw
 
@@ -61,7 +62,7 @@ def _prove(spec: ModelSpec, fmt: str, contract: dict, path: Path, cases: list[Ca
         result = compare(backend.run(case.inputs), case.output, spec.atol, spec.rtol, detail=case.name)
         worst = result if worst is None else worst.merge(result)
     if not worst:
-        raise UserError(f"{spec.name}: the {fmt} export does not match eager: {worst.describe()} "
+        raise TorchshipError(f"{spec.name}: the {fmt} export does not match eager: {worst.describe()} "
                         f"(worst case {worst.detail})")
     return worst
 

@@ -5,9 +5,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from export.samples import EXPORT_BATCH
-from models.artifacts import UserError
-from models.spec import ModelSpec
+from torchship.export.samples import EXPORT_BATCH
+from torchship.errors import TorchshipError
+from torchship.models.spec import ModelSpec
 
 
 class _ExportForward(nn.Module):
@@ -43,7 +43,7 @@ def export_onnx(spec: ModelSpec, model: nn.Module, path: Path, opset: int | None
             output_names=[o.name for o in spec.outputs],
         )
     except Exception as e:  # the exporter wraps torch.export's many error types
-        raise UserError(f"{spec.name}: torch.onnx.export failed: {_summary(e)}") from None
+        raise TorchshipError(f"{spec.name}: torch.onnx.export failed: {_summary(e)}") from None
     program.save(str(path), external_data=False)
     check_onnx(spec, path)
 
@@ -63,11 +63,11 @@ def check_onnx(spec: ModelSpec, path: Path) -> None:
     try:
         onnx.checker.check_model(proto, full_check=True)
     except onnx.checker.ValidationError as e:
-        raise UserError(f"{spec.name}: exported ONNX fails onnx.checker: {str(e).splitlines()[0]}") from None
+        raise TorchshipError(f"{spec.name}: exported ONNX fails onnx.checker: {str(e).splitlines()[0]}") from None
     for graph_input, input_spec in zip(proto.graph.input, spec.tensor_inputs):
         got = [d.dim_param or d.dim_value for d in graph_input.type.tensor_type.shape.dim]
         if got != list(input_spec.shape):
-            raise UserError(f"{spec.name}: ONNX input {graph_input.name!r} has shape {got}, "
+            raise TorchshipError(f"{spec.name}: ONNX input {graph_input.name!r} has shape {got}, "
                             f"expected {list(input_spec.shape)}")
     if spec.control_flow:
         _check_loop(spec, proto.graph)
@@ -89,9 +89,9 @@ def _check_loop(spec: ModelSpec, graph) -> None:
 
     loops = [n for n in graph.node if n.op_type == "Loop"]
     if not loops:
-        raise UserError(f"{spec.name}: the ONNX graph has no Loop node; the loop was unrolled")
+        raise TorchshipError(f"{spec.name}: the ONNX graph has no Loop node; the loop was unrolled")
     trip_inputs = [v for loop in loops for v in loop.input[:2] if v]  # M (trip count), cond
     if not any(reaches_int_input(v, set()) for v in trip_inputs):
-        raise UserError(f"{spec.name}: the ONNX Loop's trip count does not depend on the "
+        raise TorchshipError(f"{spec.name}: the ONNX Loop's trip count does not depend on the "
                         f"{'/'.join(sorted(int_names))} input")
 

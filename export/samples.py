@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from models.spec import ModelSpec
+from torchship.models.spec import ModelSpec
 
 EXPORT_BATCH = 2  # what trace and torch.export see (1 would invite specialisation)
 GOLDEN_BATCHES = (1, 7, 256)  # batch 1, an odd batch, a large batch

@@ -6,10 +6,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from export.compare import compare
-from export.samples import EXPORT_BATCH, make_cases, with_outputs
-from models.artifacts import UserError
-from models.spec import ModelSpec
+from torchship.export.compare import compare
+from torchship.export.samples import EXPORT_BATCH, make_cases, with_outputs
+from torchship.errors import TorchshipError
+from torchship.models.spec import ModelSpec
 
 MODES = ("auto", "script", "trace")
 
@@ -65,13 +65,13 @@ def check_trace(spec: ModelSpec, model: nn.Module, traced: torch.jit.ScriptModul
             f"trace froze {name}={frozen.get(name, EXPORT_BATCH)}; outputs differ for {name} "
             f"{', '.join(sorted(set(values), key=int))}" for name, values in failing.items()
         )
-        raise UserError(f"{spec.name}: {what}; use --mode script")
+        raise TorchshipError(f"{spec.name}: {what}; use --mode script")
 
 
 def script(spec: ModelSpec, model: nn.Module) -> torch.jit.ScriptModule:
     scripted = torch.jit.script(model)
     if spec.control_flow and "prim::Loop" not in str(scripted.graph):
-        raise UserError(f"{spec.name}: the scripted graph has no prim::Loop; its control flow was lost")
+        raise TorchshipError(f"{spec.name}: the scripted graph has no prim::Loop; its control flow was lost")
     return scripted
 
 

@@ -10,12 +10,12 @@ from typing import Callable
 
 import torch
 
-from export.artifact import Artifact
-from export.backends import BACKENDS, Backend
-from export.compare import Comparison, compare
-from export.samples import Case, fresh_cases, load_samples
-from models.artifacts import UserError
-from models.data import LOADERS
+from torchship.export.artifact import Artifact
+from torchship.export.backends import BACKENDS, Backend
+from torchship.export.compare import Comparison, compare
+from torchship.export.samples import Case, fresh_cases, load_samples
+from torchship.errors import TorchshipError
+from torchship.models.data import LOADERS
 
 VERIFY_SEED = 7  # fresh inputs; a different draw from the export's own check
 DEVICES = ("cpu", "cuda")
@@ -127,7 +127,7 @@ def verify_model(artifact: Artifact, plan: Plan, atol: float | None, rtol: float
             continue
         try:
             rows.append(verify_pair(artifact, ref, backend, atol, rtol))
-        except UserError as e:
+        except TorchshipError as e:
             rows.append(Row(spec.name, name, device, "error", e.message))
     return rows
 

@@ -1,7 +1,8 @@
 """torchship's models: the three seed networks and the registry of their specs."""
 
-from models.nets import MAX_DEPTH, ConvNet, DynamicNet, TwoLayerNet
-from models.spec import BATCH, InputSpec, ModelSpec, OutputSpec, Recipe
+from torchship.models.nets import MAX_DEPTH, ConvNet, DynamicNet, TwoLayerNet
+from torchship.errors import SpecError
+from torchship.models.spec import BATCH, InputSpec, ModelSpec, OutputSpec, Recipe
 
 SPECS: dict[str, ModelSpec] = {
     spec.name: spec
@@ -61,7 +62,7 @@ def get_spec(name: str) -> ModelSpec:
     try:
         return SPECS[name]
     except KeyError:
-        raise KeyError(f"unknown model {name!r}; known models: {', '.join(SPECS)}") from None
+        raise SpecError(f"unknown model {name!r}; known models: {', '.join(SPECS)}") from None
 
 
 __all__ = ["SPECS", "get_spec", "ModelSpec", "InputSpec", "OutputSpec", "Recipe", "BATCH",

@@ -1,4 +1,4 @@
-"""The artifacts folder, the one user-error type, and atomic file writes.
+"""The artifacts folder and atomic file writes.
 
 Layout: ARTIFACTS/NAME/{weights.pt, train.json, manifest.json, samples.pt, model.*}.
 """
@@ -7,21 +7,15 @@ import contextlib
 import hashlib
 import json
 import os
-import tempfile
+import secrets
 from pathlib import Path
 from typing import Iterator
 
-import click
+from torchship.errors import ArtifactError
 
 DEFAULT_ARTIFACTS = Path("artifacts")
-_UMASK = os.umask(0)
-os.umask(_UMASK)
 WEIGHTS = "weights.pt"
 TRAIN_JSON = "train.json"
-
-
-class UserError(click.ClickException):
-    """A problem the user can fix. The CLI prints `Error: <message>` and exits 1."""
 
 
 @contextlib.contextmanager
@@ -32,13 +26,14 @@ def atomic_path(path: Path) -> Iterator[Path]:
     half-written one.
     """
     path = Path(path)
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        # O_EXCL with mode 0o666: the kernel applies the caller's umask, as for any
+        # other file they create (mkstemp's 0600 would make artifacts private).
+        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     except OSError as e:
-        raise UserError(f"cannot write {path}: {e.strerror}; choose a writable --artifacts folder") from None
-    os.close(fd)
-    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp's 0600 would make artifacts private
+        raise ArtifactError(f"cannot write {path}: {e.strerror}; choose a writable --artifacts folder") from None
     try:
         yield Path(tmp)
         with open(tmp, "rb+") as f:
@@ -58,9 +53,9 @@ def read_json(path: Path, what: str, fix: str) -> dict:
     try:
         return json.loads(Path(path).read_text())
     except FileNotFoundError:
-        raise UserError(f"no {what} at {path}; {fix}") from None
+        raise ArtifactError(f"no {what} at {path}; {fix}") from None
     except (OSError, ValueError) as e:
-        raise UserError(f"{what} at {path} is unreadable ({e}); {fix}") from None
+        raise ArtifactError(f"{what} at {path} is unreadable ({e}); {fix}") from None
 
 
 def sha256_file(path: Path) -> str:

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import click
 
-from models import SPECS, get_spec
-from models.artifacts import DEFAULT_ARTIFACTS
-from models.console import console, progress_bar
+from torchship.models import SPECS, get_spec
+from torchship.models.artifacts import DEFAULT_ARTIFACTS
+from torchship.models.console import Command, console, progress_bar
 
 MODEL_NAMES = click.Choice([*SPECS, "all"])
 
@@ -24,7 +24,7 @@ artifacts_option = click.option(
 )
 
 
-@click.command()
+@click.command(cls=Command)
 @click.argument("names", metavar="NAME...", nargs=-1, required=True, type=MODEL_NAMES)
 @click.option("--steps", type=click.IntRange(min=1), help="Optimizer steps [default: the recipe's].")
 @click.option("--seed", type=int, default=0, show_default=True,
@@ -36,7 +36,7 @@ def main(names: tuple[str, ...], steps: int | None, seed: int, artifacts: Path) 
     Writes ARTIFACTS/NAME/weights.pt (a state_dict) and ARTIFACTS/NAME/train.json
     (recipe, seed, final loss, metrics, versions, sha256 of the weights).
     """
-    from models.train import save, train
+    from torchship.models.train import save, train
 
     for name in expand_names(names):
         spec = get_spec(name)

@@ -6,9 +6,11 @@ from typing import Callable, Optional
 import torch
 from torch import nn
 
-from models.artifacts import TRAIN_JSON, WEIGHTS, UserError, atomic_path, read_json, sha256_file, write_json
-from models.data import LOADERS, Dataset
-from models.spec import ModelSpec
+from torchship.models.artifacts import TRAIN_JSON, WEIGHTS, atomic_path, read_json, sha256_file, write_json
+
+from torchship.errors import TorchshipError
+from torchship.models.data import LOADERS, Dataset
+from torchship.models.spec import ModelSpec
 
 ProgressFn = Callable[[int, float], None]  # (step, loss)
 
@@ -95,14 +97,14 @@ def load_trained(spec: ModelSpec, artifacts: Path) -> tuple[nn.Module, dict]:
     folder = Path(artifacts) / spec.name
     fix = f"run 'train-model {spec.name}' first"
     if not (folder / WEIGHTS).is_file():
-        raise UserError(f"no trained weights for {spec.name!r} at {folder / WEIGHTS}; {fix}")
+        raise TorchshipError(f"no trained weights for {spec.name!r} at {folder / WEIGHTS}; {fix}")
     info = read_json(folder / TRAIN_JSON, "train.json", fix)
     if info.get("weights_sha256") != sha256_file(folder / WEIGHTS):
-        raise UserError(f"{folder / WEIGHTS} does not match the sha256 in {TRAIN_JSON}; {fix}")
+        raise TorchshipError(f"{folder / WEIGHTS} does not match the sha256 in {TRAIN_JSON}; {fix}")
     model = spec.build()
     try:
         model.load_state_dict(torch.load(folder / WEIGHTS, weights_only=True))
     except Exception as e:  # a corrupt or foreign file: torch raises many types
-        raise UserError(f"cannot load {folder / WEIGHTS}: {str(e).splitlines()[0]}; {fix}") from None
+        raise TorchshipError(f"cannot load {folder / WEIGHTS}: {str(e).splitlines()[0]}; {fix}") from None
     return model.eval(), info
 

@@ -6,8 +6,8 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from export.cli import export_command
-from models.cli import main as train_command
+from torchship.export.cli import export_command
+from torchship.models.cli import main as train_command
 
 
 def invoke(command, *args: str):

@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 
-from export.cli import bench_command
+from torchship.export.cli import bench_command
 from tests.conftest import invoke
 
 TINY = ("--batch-sizes", "1,2", "--iterations", "2", "--warmup", "1", "--cold-starts", "1")

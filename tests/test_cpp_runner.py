@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from export.cpp_runner import run_runner, runner_path
-from models import SPECS
-from models.artifacts import UserError
-from models.train import load_trained
+from torchship.export.cpp_runner import run_runner, runner_path
+from torchship.models import SPECS
+from torchship.errors import TorchshipError
+from torchship.models.train import load_trained
 
 pytestmark = pytest.mark.cpp
 
@@ -27,7 +27,7 @@ UNSEEN_BATCHES = (3, 33, 300)  # the export's samples use other sizes
 def runner() -> Path:
     try:
         return runner_path()
-    except UserError as e:
+    except TorchshipError as e:
         pytest.fail(e.message)
 
 

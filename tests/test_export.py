@@ -7,16 +7,17 @@ import onnx
 import pytest
 import torch
 
-from export.artifact import FILES, Artifact
-from export.backends.onnx_backends import OnnxRuntimeBackend
-from export.backends.torch_backends import TorchScriptBackend
-from export.cli import export_command
-from export.compare import compare
-from export.onnx_export import check_onnx
-from export.samples import FRESH_BATCHES, GOLDEN_BATCHES, EXPORT_BATCH, fresh_cases, load_samples
-from models import SPECS, get_spec
-from models.artifacts import UserError, sha256_file
-from models.train import load_trained
+from torchship.export.artifact import FILES, Artifact
+from torchship.export.backends.onnx_backends import OnnxRuntimeBackend
+from torchship.export.backends.torch_backends import TorchScriptBackend
+from torchship.export.cli import export_command
+from torchship.export.compare import compare
+from torchship.export.onnx_export import check_onnx
+from torchship.export.samples import FRESH_BATCHES, GOLDEN_BATCHES, EXPORT_BATCH, fresh_cases, load_samples
+from torchship.models import SPECS, get_spec
+from torchship.models.artifacts import sha256_file
+from torchship.errors import TorchshipError
+from torchship.models.train import load_trained
 from tests.conftest import invoke
 
 BACKENDS = {"torchscript": TorchScriptBackend, "onnx": OnnxRuntimeBackend}
@@ -84,7 +85,7 @@ def test_loop_check_refuses_an_unrolled_graph(tmp_path):
     )
     path = tmp_path / "unrolled.onnx"
     onnx.save(helper.make_model(graph), path)
-    with pytest.raises(UserError, match="no Loop node; the loop was unrolled"):
+    with pytest.raises(TorchshipError, match="no Loop node; the loop was unrolled"):
         check_onnx(get_spec("dynamicnet"), path)
 
 

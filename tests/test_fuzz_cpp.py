@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from export.cpp_runner import run_runner
-from models import SPECS
+from torchship.export.cpp_runner import run_runner
+from torchship.models import SPECS
 
 pytestmark = pytest.mark.cpp
 

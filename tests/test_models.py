@@ -3,8 +3,9 @@
 import pytest
 import torch
 
-from models import SPECS, get_spec
-from models.nets import DynamicNet
+from torchship.errors import SpecError
+from torchship.models import SPECS, get_spec
+from torchship.models.nets import DynamicNet
 
 
 @pytest.mark.parametrize("name", SPECS)
@@ -31,7 +32,7 @@ def test_dynamic_axes_are_named():
 
 
 def test_unknown_model_lists_the_known_ones():
-    with pytest.raises(KeyError, match="known models: twolayernet, dynamicnet, convnet"):
+    with pytest.raises(SpecError, match="known models: twolayernet, dynamicnet, convnet"):
         get_spec("resnet")
 
 

@@ -6,10 +6,10 @@ import os
 import pytest
 import torch
 
-from models import get_spec
-from models.artifacts import atomic_path, sha256_file
-from models.cli import main as train_command
-from models.data import digits
+from torchship.models import get_spec
+from torchship.models.artifacts import atomic_path, sha256_file
+from torchship.models.cli import main as train_command
+from torchship.models.data import digits
 from tests.conftest import invoke
 
 

@@ -13,13 +13,14 @@ from collections import Counter
 import pytest
 import torch
 
-from export.artifact import FILES, Artifact
-from export.backends import BACKENDS
-from export.contract import check_inputs
-from export.cpp_runner import run_runner
-from export.samples import load_samples
-from models import get_spec
-from models.artifacts import UserError, sha256_file
+from torchship.export.artifact import FILES, Artifact
+from torchship.export.backends import BACKENDS
+from torchship.export.contract import check_inputs
+from torchship.export.cpp_runner import run_runner
+from torchship.export.samples import load_samples
+from torchship.models import get_spec
+from torchship.models.artifacts import sha256_file
+from torchship.errors import TorchshipError
 
 FUZZ_SEED = 20261124
 
@@ -65,7 +66,7 @@ def test_every_backend_refuses_every_contract_breach_with_the_same_words(exporte
     backends = [BACKENDS[b]().load(artifact) for b in ("eager", "torchscript", "onnxruntime", "onnx-reference")]
     for label, inputs, message in _bad_inputs(name):
         for backend in backends:
-            with pytest.raises(UserError) as refused:
+            with pytest.raises(TorchshipError) as refused:
                 backend.run(inputs)
             assert refused.value.message == message, (label, backend.name)
 
@@ -76,7 +77,7 @@ def test_cpp_runner_refuses_with_the_same_words_as_python(exported, name, tmp_pa
     model = exported / name / FILES["torchscript"]
     contract = Artifact.open(exported, name).contract
     for label, inputs, message in _bad_inputs(name):
-        with pytest.raises(UserError) as python_refusal:
+        with pytest.raises(TorchshipError) as python_refusal:
             check_inputs(contract, inputs)
         feed = tmp_path / "inputs.pt"
         torch.save(list(inputs), feed)
@@ -125,7 +126,7 @@ def _fuzz_outcomes(folder, fmt: str, backend_name: str, flips: int, cuts: int, c
                 else:
                     backend.load_file(artifact.contract, path)
                 outputs = [backend.run(c.inputs) for c in cases]
-            except UserError as e:
+            except TorchshipError as e:
                 assert "\n" not in e.message
                 outcomes["refused"] += 1
                 continue
@@ -163,7 +164,7 @@ def _state_is_safe(artifacts) -> str:
             for case in cases:
                 assert torch.allclose(runner.run(case.inputs), case.output, atol=1e-5), \
                     f"{fmt} passes its integrity checks but disagrees with samples.pt"
-    except UserError:
+    except TorchshipError:
         return "refused"
     return "valid"
 
@@ -209,11 +210,11 @@ def test_export_killed_at_random_points_never_leaves_a_valid_looking_wrong_artif
 def test_export_interrupted_between_renames_is_refused_not_mixed(exported, tmp_path, monkeypatch, renames_done):
     """The dangerous instants of a kill, hit exactly: after some files were renamed into
     place but before the manifest was written. Loaders must refuse what they find."""
-    import models.artifacts
+    import torchship.models.artifacts as artifacts_module
 
     artifacts = tmp_path / "a"
     _retrained_copy(exported, artifacts)
-    real_replace, calls = models.artifacts.os.replace, []
+    real_replace, calls = artifacts_module.os.replace, []
 
     def replace_then_die(src, dst):
         real_replace(src, dst)
@@ -221,8 +222,8 @@ def test_export_interrupted_between_renames_is_refused_not_mixed(exported, tmp_p
         if len(calls) == renames_done:
             raise KeyboardInterrupt("killed")
 
-    monkeypatch.setattr(models.artifacts.os, "replace", replace_then_die)
-    from export.exporter import export_model
+    monkeypatch.setattr(artifacts_module.os, "replace", replace_then_die)
+    from torchship.export.exporter import export_model
 
     with pytest.raises(KeyboardInterrupt):
         export_model(get_spec("twolayernet"), artifacts, ["torchscript", "onnx"], "auto", None)
@@ -235,5 +236,5 @@ def test_optional_depth_may_be_omitted_or_none_but_not_a_bool(exported):
     x = torch.zeros(2, 1000)
     check_inputs(contract, (x,))
     check_inputs(contract, (x, None))
-    with pytest.raises(UserError, match="^input 'depth': expected an int, got bool$"):
+    with pytest.raises(TorchshipError, match="^input 'depth': expected an int, got bool$"):
         check_inputs(contract, (x, True))

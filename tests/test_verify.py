@@ -6,8 +6,8 @@ import shutil
 import pytest
 import torch
 
-from export.cli import export_command, verify_command
-from models.artifacts import sha256_file
+from torchship.export.cli import export_command, verify_command
+from torchship.models.artifacts import sha256_file
 from tests.conftest import invoke
 
 
@@ -88,8 +88,8 @@ def test_unknown_backend_is_a_usage_error(exported):
 
 @pytest.mark.cpp
 def test_random_depth_default_draws_the_same_in_python_and_cpp(exported):
-    from export.artifact import Artifact
-    from export.verify import random_default_draws
+    from torchship.export.artifact import Artifact
+    from torchship.export.verify import random_default_draws
 
     draws = random_default_draws(Artifact.open(exported, "dynamicnet"), seeds=range(8))
     assert set(draws) == {"eager", "torchscript", "libtorch"}

@@ -10,9 +10,9 @@ from typing import ClassVar
 
 import torch
 
-from export.artifact import Artifact
-from export.contract import check_inputs
-from models.artifacts import UserError
+from torchship.export.artifact import Artifact
+from torchship.export.contract import check_inputs
+from torchship.errors import TorchshipError
 
 
 class Backend:
@@ -44,7 +44,7 @@ class Backend:
 
     def load_file(self, contract: dict, source) -> "Backend":
         if (reason := self.unavailable()) is not None:
-            raise UserError(f"{self.label} is not available: {reason}")
+            raise TorchshipError(f"{self.label} is not available: {reason}")
         self.contract = contract
         self._load(source)
         return self

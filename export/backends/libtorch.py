@@ -9,9 +9,9 @@ from pathlib import Path
 
 import torch
 
-from export.backends.base import Backend
-from export.cpp_runner import run_runner_or_fail, runner_path
-from models.artifacts import UserError
+from torchship.export.backends.base import Backend
+from torchship.export.cpp_runner import run_runner_or_fail, runner_path
+from torchship.errors import TorchshipError
 
 
 class LibtorchBackend(Backend):
@@ -24,7 +24,7 @@ class LibtorchBackend(Backend):
             return reason
         try:
             runner_path()
-        except UserError as e:
+        except TorchshipError as e:
             return e.message
         return None
 

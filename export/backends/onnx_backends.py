@@ -3,8 +3,8 @@
 import numpy as np
 import torch
 
-from export.backends.base import Backend
-from models.artifacts import UserError
+from torchship.export.backends.base import Backend
+from torchship.errors import TorchshipError
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 
@@ -43,9 +43,9 @@ class OnnxRuntimeBackend(Backend):
             self.session = ort.InferenceSession(str(path), options, providers=[provider],
                                                 provider_options=provider_options)
         except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph/... types
-            raise UserError(f"{path.name}: onnxruntime cannot load it: {str(e).splitlines()[0]}") from None
+            raise TorchshipError(f"{path.name}: onnxruntime cannot load it: {str(e).splitlines()[0]}") from None
         if self.session.get_providers()[0] != provider:
-            raise UserError(f"onnxruntime was asked for {provider} but runs on "
+            raise TorchshipError(f"onnxruntime was asked for {provider} but runs on "
                             f"{self.session.get_providers()[0]}; refusing a silent fallback")
 
     def _run(self, inputs: tuple) -> torch.Tensor:
@@ -65,7 +65,7 @@ class OnnxReferenceBackend(Backend):
         try:
             self.evaluator = ReferenceEvaluator(str(path))
         except Exception as e:  # protobuf DecodeError, ValueError, ...
-            raise UserError(f"{path.name}: onnx cannot load it: {str(e).splitlines()[0]}") from None
+            raise TorchshipError(f"{path.name}: onnx cannot load it: {str(e).splitlines()[0]}") from None
 
     def _run(self, inputs: tuple) -> torch.Tensor:
         return torch.from_numpy(np.asarray(self.evaluator.run(None, onnx_feed(self.contract, inputs))[0]))

@@ -2,10 +2,10 @@
 
 import torch
 
-from export.artifact import Artifact
-from export.backends.base import Backend
-from models.artifacts import UserError
-from models.train import load_trained
+from torchship.export.artifact import Artifact
+from torchship.export.backends.base import Backend
+from torchship.errors import TorchshipError
+from torchship.models.train import load_trained
 
 
 class EagerBackend(Backend):
@@ -17,7 +17,7 @@ class EagerBackend(Backend):
         model, info = load_trained(artifact.spec, artifact.folder.parent)
         exported_from = artifact.manifest["checkpoint"]["sha256"]
         if info["weights_sha256"] != exported_from:
-            raise UserError(f"{artifact.folder / 'weights.pt'} changed since the export; "
+            raise TorchshipError(f"{artifact.folder / 'weights.pt'} changed since the export; "
                             f"re-export with 'export-model {artifact.spec.name} --format all'")
         self.model = model.to(self.device)
 
@@ -34,7 +34,7 @@ class TorchScriptBackend(Backend):
         try:
             self.module = torch.jit.load(str(path), map_location=self.device).eval()
         except Exception as e:  # torch raises RuntimeError and friends for corrupt archives
-            raise UserError(f"{path.name}: torch.jit.load failed: {str(e).splitlines()[0]}") from None
+            raise TorchshipError(f"{path.name}: torch.jit.load failed: {str(e).splitlines()[0]}") from None
 
     @torch.no_grad()
     def _run(self, inputs: tuple) -> torch.Tensor:
