@@ -4,9 +4,10 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from torchship.errors import ArtifactError
+from torchship.export.schema_check import check_manifest
 from torchship.models import get_spec
 from torchship.models.artifacts import read_json, sha256_file
-from torchship.errors import TorchshipError
 from torchship.models.spec import ModelSpec
 
 MANIFEST = "manifest.json"
@@ -24,9 +25,11 @@ class Artifact:
     @classmethod
     def open(cls, artifacts: Path, name: str) -> "Artifact":
         folder = Path(artifacts) / name
-        manifest = read_json(folder / MANIFEST, f"export of {name!r} (manifest.json)",
-                             f"run 'export-model {name} --format all' first")
-        return cls(get_spec(name), folder, manifest)
+        fix = f"run 'export-model {name} --format all' first"
+        spec = get_spec(name)
+        manifest = read_json(folder / MANIFEST, f"export of {name!r} (manifest.json)", fix)
+        check_manifest(manifest, folder / MANIFEST, f"re-export with 'export-model {name} --format all'")
+        return cls(spec, folder, manifest)
 
     @property
     def contract(self) -> dict:
@@ -39,7 +42,7 @@ class Artifact:
         """The format's file after its integrity checks; a clear error when it fails one."""
         name = self.spec.name
         if not self.has(fmt):
-            raise TorchshipError(f"no {fmt} export of {name!r} in {self.folder}; "
+            raise ArtifactError(f"no {fmt} export of {name!r} in {self.folder}; "
                             f"run 'export-model {name} --format {fmt}' first")
         path = self.folder / self.manifest["formats"][fmt]["file"]
         check_integrity(path, self.manifest["formats"][fmt]["sha256"], f"export-model {name} --format {fmt}")
@@ -58,9 +61,9 @@ def check_integrity(path: Path, sha256: str | None, fix: str) -> None:
     zip format leaves unchecked (headers, names).
     """
     if not path.is_file():
-        raise TorchshipError(f"{path} is missing; re-export with '{fix}'")
+        raise ArtifactError(f"{path} is missing; re-export with '{fix}'")
     if sha256 is not None and (got := sha256_file(path)) != sha256:
-        raise TorchshipError(f"{path.name}: sha256 does not match manifest.json (expected {sha256[:12]}…, "
+        raise ArtifactError(f"{path.name}: sha256 does not match manifest.json (expected {sha256[:12]}…, "
                         f"got {got[:12]}…); re-export with '{fix}'")
     if path.suffix == ".pt":  # torch's zip container: TorchScript archives, samples
         check_zip(path, fix)
@@ -71,8 +74,8 @@ def check_zip(path: Path, fix: str) -> None:
         with zipfile.ZipFile(path) as archive:
             bad = archive.testzip()
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
-        raise TorchshipError(f"{path.name}: not a valid archive ({e}); re-export with '{fix}'") from None
+        raise ArtifactError(f"{path.name}: not a valid archive ({e}); re-export with '{fix}'") from None
     if bad is not None:
-        raise TorchshipError(f"{path.name}: entry '{bad}' fails its CRC32 check; the archive is corrupt; "
+        raise ArtifactError(f"{path.name}: entry '{bad}' fails its CRC32 check; the archive is corrupt; "
                         f"re-export with '{fix}'")
 

@@ -35,7 +35,7 @@ from torchship.export.contract import check_inputs
 from torchship.export.cpp_runner import run_runner_or_fail, runner_path
 from torchship.models.artifacts import WEIGHTS, atomic_path
 from torchship.errors import TorchshipError
-from torchship.models.spec import ModelSpec
+from torchship.models.spec import BATCH, ModelSpec
 
 BENCH_BACKENDS = ("eager", "torchscript", "libtorch", "onnxruntime")
 RUNNER = "libtorch"  # the backend that is torchship-run
@@ -85,14 +85,15 @@ class InProcessTimer:
 class RunnerTimer:
     """torchship-run --bench: one process per chunk, timing itself after its load."""
 
-    def __init__(self, backend: Backend, batch: int, ints: dict[str, int], threads: int):
-        self.args = [backend.path, "--batch", batch, "--device", backend.device, "--threads", threads,
-                     "--json", *(a for k, v in ints.items() for a in ("--int", f"{k}={v}"))]
+    def __init__(self, backend: Backend, sizes: dict[str, int], scalars: dict, threads: int):
+        self.args = [backend.path, "--device", backend.device, "--threads", threads, "--json",
+                     *(a for k, v in sizes.items() for a in ("--shape", f"{k}={v}")),
+                     *(a for k, v in scalars.items() for a in ("--int", f"{k}={int(v)}"))]
 
     def chunk(self, calls: int, warmup: int) -> Chunk:
         result = run_runner_or_fail(["--bench", calls, "--warmup", warmup, *self.args], "torchship-run --bench failed")
         r = json.loads(result.stdout.strip().splitlines()[-1])
-        total_us = r["batch"] * r["iterations"] / r["throughput"] * 1e6
+        total_us = r["iterations"] * r["mean_us"]
         return Chunk(r["iterations"], total_us, r["median_us"], r["p90_us"], r["p99_us"])
 
 
@@ -103,8 +104,9 @@ class Measurement:
     model: str
     backend: str
     device: str
-    batch: int
-    ints: dict[str, int]
+    batch: int  # the size of the `batch` axis (1 for models without one)
+    sizes: dict[str, int]  # every dynamic axis
+    scalars: dict
     contract_check_us: float
     timer: InProcessTimer | RunnerTimer = field(repr=False)
     calls_per_round: int = 0
@@ -119,7 +121,7 @@ class Measurement:
         total_us = sum(c.total_us for c in self.chunks)
         return {
             "model": self.model, "backend": self.backend, "device": self.device, "batch": self.batch,
-            "ints": self.ints, "rounds": len(self.chunks), "calls": calls,
+            "sizes": self.sizes, "scalars": self.scalars, "rounds": len(self.chunks), "calls": calls,
             **{k: statistics.median(getattr(c, k) for c in self.chunks) for k in ("median_us", "p90_us", "p99_us")},
             "throughput": self.batch * calls / (total_us * 1e-6),
             "contract_check_us": self.contract_check_us,
@@ -131,6 +133,7 @@ class Config:
     models: list[str]
     backends: list[str] | None  # None: every bench backend that can run here
     batch_sizes: list[int]
+    shapes: dict[str, int]  # sizes of the other dynamic axes [default: each axis's middle golden size]
     threads: int | None  # None: all cores
     device: str
     iterations: int | None  # None: as many as fit in BUDGET_S
@@ -139,9 +142,21 @@ class Config:
     artifacts: Path
 
 
-def bench_ints(spec: ModelSpec) -> dict[str, int]:
-    """Int inputs at their highest value: DynamicNet's deepest path."""
-    return {i.name: i.high for i in spec.int_inputs}
+def bench_scalars(spec: ModelSpec) -> dict:
+    """Scalar inputs at their highest covered value: DynamicNet's deepest path."""
+    return {i.name: i.scalar_values()[-1] for i in spec.scalar_inputs}
+
+
+def bench_sizes(spec: ModelSpec, batch: int, shapes: dict[str, int]) -> dict[str, int]:
+    """Every axis's size: `batch` from --batch-sizes, the others from --shape or their middle golden size."""
+    sizes = {}
+    for name, axis in spec.axes.items():
+        golden = axis.golden_sizes()
+        size = batch if name == BATCH else shapes.get(name, golden[len(golden) // 2])
+        if not axis.min <= size <= axis.max:
+            raise TorchshipError(f"{spec.name}: {name} {size} is outside the model's {axis.min}..{axis.max}")
+        sizes[name] = size
+    return sizes
 
 
 class Benchmark:
@@ -159,8 +174,7 @@ class Benchmark:
         self.measurements: list[Measurement] = []
         for name, artifact in self.artifacts.items():
             for batch in config.batch_sizes:
-                if batch > artifact.spec.max_batch:
-                    raise TorchshipError(f"batch {batch} exceeds {name}'s max_batch {artifact.spec.max_batch}")
+                bench_sizes(artifact.spec, batch, config.shapes)  # refuse a size before loading anything
             for backend in self._backends():
                 self.measurements += self._measurements(artifact, backend.load(artifact))
         # A cell: one model x batch, every backend; rounds go cell by cell.
@@ -185,15 +199,18 @@ class Benchmark:
         return backends
 
     def _measurements(self, artifact: Artifact, backend: Backend) -> list[Measurement]:
-        spec, ints = artifact.spec, bench_ints(artifact.spec)
+        spec, scalars = artifact.spec, bench_scalars(artifact.spec)
         generator = torch.Generator().manual_seed(0)
+        batches = self.config.batch_sizes if BATCH in spec.axes else [1]
         result = []
-        for batch in self.config.batch_sizes:
-            feed = spec.example_inputs(batch, generator, **ints)
+        for batch in batches:
+            sizes = bench_sizes(spec, batch, self.config.shapes)
+            feed = spec.example_inputs(sizes, generator, **scalars)
             check_us = statistics.median(_time_us(lambda: check_inputs(artifact.contract, feed), CHECK_CALLS))
-            timer = (RunnerTimer(backend, batch, ints, self.config.threads) if backend.name == RUNNER
+            timer = (RunnerTimer(backend, sizes, scalars, self.config.threads) if backend.name == RUNNER
                      else InProcessTimer(backend, feed))
-            result.append(Measurement(spec.name, backend.name, backend.device, batch, ints, check_us, timer))
+            result.append(Measurement(spec.name, backend.name, backend.device, batch, sizes, scalars, check_us,
+                                      timer))
         return result
 
     @property
@@ -251,8 +268,12 @@ class Benchmark:
             return [str(runner_path()), str(artifact.file("torchscript")), "--check", str(artifact.samples()),
                     "--json", "--threads", threads]
         source = artifact.folder / WEIGHTS if backend == "eager" else artifact.file(BACKENDS[backend].format)
-        feed = [v if isinstance(v, int) else {"dtype": i.dtype, "shape": list(v.shape)}
-                for i, v in zip(artifact.spec.inputs, artifact.spec.example_inputs(1, **bench_ints(artifact.spec)))]
+        spec = artifact.spec
+        feed = {i.name: v if i.kind != "tensor" else
+                {"dtype": i.dtype, "shape": list(v.shape), "fill": i.low or 0}
+                for i, v in spec.example_inputs(bench_sizes(spec, 1, self.config.shapes),
+                                                **bench_scalars(spec)).items()
+                for i in [next(s for s in spec.inputs if s.name == i)]}
         return [sys.executable, "-c", _CHILD_PRELUDE + _CHILD_CODE[backend], str(source), json.dumps(feed),
                 threads, model]
 
@@ -263,7 +284,8 @@ class Benchmark:
         return {
             "models": c.models, "backends": sorted({m.backend for m in self.measurements}, key=BENCH_BACKENDS.index),
             "skipped": self.skipped, "batch_sizes": c.batch_sizes, "device": c.device, "threads": c.threads,
-            "ints": {name: bench_ints(a.spec) for name, a in self.artifacts.items()},
+            "scalars": {name: bench_scalars(a.spec) for name, a in self.artifacts.items()},
+            "shapes": c.shapes,
             "warmup_per_chunk": c.warmup, "rounds": self.rounds,
             "iterations": c.iterations or f"auto: about {BUDGET_S:g} s per model x batch x backend",
             "cold_start_runs": c.cold_starts,
@@ -296,19 +318,24 @@ def _cpu_model() -> str:
 
 
 # A fresh Python process serving one model: import, load, one forward on batch 1, print.
-# argv: file, feed (JSON: {"dtype", "shape"} per tensor input, the value per int input), threads, model.
+# argv: file, feed (JSON by input name: {"dtype", "shape", "fill"} per tensor input, the value per
+# scalar), threads, model. Floating tensors are random, others filled with `fill` (in range).
 _CHILD_PRELUDE = "import json, sys\nfile, feed, threads = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3])\n"
 _TORCH_FORWARD = """torch.set_num_threads(threads)
+def value(f):
+    if not isinstance(f, dict):
+        return f
+    dtype = getattr(torch, f["dtype"])
+    return torch.randn(f["shape"]).to(dtype) if dtype.is_floating_point else torch.full(f["shape"], f["fill"], dtype=dtype)
 with torch.inference_mode():
-    model.eval()(*[torch.randn(f["shape"], dtype=getattr(torch, f["dtype"])) if isinstance(f, dict) else f
-                   for f in feed])
+    model.eval()(*[value(f) for f in feed.values()])
 print("ok", flush=True)
 """
 _CHILD_CODE = {
     "eager": """import torch
 from torchship.models import get_spec
-model = get_spec(sys.argv[4]).build()
-model.load_state_dict(torch.load(file, weights_only=True))
+from torchship.models.weights import load_into
+model = load_into(get_spec(sys.argv[4]), file, "")
 """ + _TORCH_FORWARD,
     "torchscript": """import torch
 model = torch.jit.load(file)
@@ -317,8 +344,13 @@ model = torch.jit.load(file)
 options = ort.SessionOptions()
 options.intra_op_num_threads = threads
 session = ort.InferenceSession(file, options, providers=["CPUExecutionProvider"])
-session.run(None, {i.name: np.random.randn(*f["shape"]).astype(f["dtype"]) if isinstance(f, dict)
-                   else np.asarray(f, dtype=np.int64) for i, f in zip(session.get_inputs(), feed)})
+def value(f):
+    if not isinstance(f, dict):
+        return np.asarray(f, dtype={bool: np.bool_, int: np.int64, float: np.float32}[type(f)])
+    if f["dtype"].startswith("float"):
+        return np.random.randn(*f["shape"]).astype(f["dtype"])
+    return np.full(f["shape"], f["fill"], dtype=f["dtype"])
+session.run(None, {name: value(f) for name, f in feed.items()})
 print("ok", flush=True)
 """,
 }

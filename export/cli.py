@@ -8,23 +8,46 @@ from torchship.export.artifact import FORMATS
 from torchship.export.backends import BACKENDS
 from torchship.export.bench import BENCH_BACKENDS
 from torchship.export.torchscript import MODES
-from torchship.models import get_spec
-from torchship.models.cli import MODEL_NAMES, artifacts_option, expand_names
+from torchship.models import entries, get_spec
+from torchship.models.cli import artifacts_option, expand_names, spec_option
 from torchship.models.console import Command, console, progress_bar
 
 BACKEND_NAMES = tuple(BACKENDS)
 
 
+def _list_models(ctx, param, value: bool) -> None:
+    """--list: every known model, its inputs and outputs, and where it came from."""
+    if not value or ctx.resilient_parsing:
+        return
+    from rich.table import Table
+
+    table = Table("model", "inputs", "outputs", "trains", "from", title="known models")
+    for name, entry in entries().items():
+        spec = entry.spec
+        table.add_row(name, ", ".join(i.name for i in spec.inputs), ", ".join(o.name for o in spec.outputs),
+                      "yes" if spec.recipe is not None else "no (--weights)", entry.origin)
+    console.print(table)
+    ctx.exit(0)
+
+
 @click.command(cls=Command)
-@click.argument("names", metavar="NAME...", nargs=-1, required=True, type=MODEL_NAMES)
+@click.argument("names", metavar="NAME...", nargs=-1)
+@spec_option
+@click.option("--list", "list_models", is_flag=True, callback=_list_models, expose_value=False,
+              help="List every known model and where it came from, then exit.")
+@click.option("--weights", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A state_dict (torch.save) to export instead of train-model's weights; one NAME only.")
 @click.option("--format", "fmt", type=click.Choice([*FORMATS, "all"]), default="all", show_default=True,
               help="Which artifact to write.")
 @click.option("--mode", type=click.Choice(MODES), default="auto", show_default=True,
               help="TorchScript: auto scripts models with control flow and traces the rest.")
 @click.option("--opset", type=click.IntRange(min=17), help="ONNX opset [default: the exporter's].")
 @artifacts_option
-def export_command(names: tuple[str, ...], fmt: str, mode: str, opset: int | None, artifacts: Path) -> None:
-    """Export trained NAME (twolayernet, dynamicnet, convnet or all) to TorchScript and/or ONNX.
+def export_command(names: tuple[str, ...], weights: Path | None, fmt: str, mode: str, opset: int | None,
+                   artifacts: Path) -> None:
+    """Export NAME (a registered model, or all) to TorchScript and/or ONNX.
+
+    The weights are train-model's, or a checkpoint given with --weights.
 
     Each file is reloaded and compared with eager PyTorch on golden samples and on
     fresh inputs at batch sizes the export never saw before it is written. Beside it:
@@ -36,13 +59,18 @@ def export_command(names: tuple[str, ...], fmt: str, mode: str, opset: int | Non
     from torchship.export import quiet
     from torchship.export.exporter import export_model
 
+    if not names:
+        raise click.UsageError("name the models to export (or all), or pass --list")
+    models = expand_names(names)
+    if weights is not None and len(models) != 1:
+        raise click.UsageError("--weights belongs to one model; name exactly one")
     formats = list(FORMATS) if fmt == "all" else [fmt]
     table = Table("model", "format", "mode", "size", "export time", "max abs error",
                   title="exported and checked against eager")
     try:
-        for name in expand_names(names):
+        for name in models:
             with console.status(f"exporting {name} ({', '.join(formats)})"), quiet.quiet_torch():
-                results = export_model(get_spec(name), artifacts, formats, mode, opset)
+                results = export_model(get_spec(name), artifacts, formats, mode, opset, weights)
             for r in results:
                 table.add_row(r.model, r.format, r.mode, _size(r.path.stat().st_size),
                               f"{r.seconds:.2f}s", f"{r.comparison.max_abs_error:.2e}")
@@ -92,7 +120,8 @@ def _csv_choice(choices):
 
 
 @click.command(cls=Command)
-@click.argument("names", metavar="NAME...", nargs=-1, required=True, type=MODEL_NAMES)
+@click.argument("names", metavar="NAME...", nargs=-1, required=True)
+@spec_option
 @click.option("--backends", callback=_csv_choice(BACKEND_NAMES), metavar="LIST",
               help=f"Comma-separated, from {', '.join(BACKEND_NAMES)} [default: all; unavailable ones are skipped].")
 @click.option("--device", type=click.Choice(["cpu", "cuda", "all"]), default="all", show_default=True,
@@ -160,13 +189,26 @@ def _batch_sizes(ctx, param, value: str) -> list[int]:
     return list(dict.fromkeys(sizes))
 
 
+def _axis_sizes(ctx, param, values: tuple[str, ...]) -> dict[str, int]:
+    sizes = {}
+    for value in values:
+        axis, _, size = value.partition("=")
+        if not axis or not size.isdigit() or int(size) < 1:
+            raise click.BadParameter(f"{value!r} is not AXIS=SIZE with a positive SIZE")
+        sizes[axis] = int(size)
+    return sizes
+
+
 @click.command(cls=Command)
-@click.argument("names", metavar="NAME...", nargs=-1, required=True, type=MODEL_NAMES)
+@click.argument("names", metavar="NAME...", nargs=-1, required=True)
+@spec_option
 @click.option("--backends", callback=_csv_choice(BENCH_BACKENDS),
               metavar="LIST", help="Comma-separated, from eager, torchscript, libtorch (the C++ runner), "
                                    "onnxruntime [default: all; unavailable ones are skipped].")
 @click.option("--batch-sizes", callback=_batch_sizes, default="1,64,1024", show_default=True, metavar="LIST",
-              help="Comma-separated batch sizes.")
+              help="Comma-separated sizes of the batch axis.")
+@click.option("--shape", "shapes", multiple=True, callback=_axis_sizes, metavar="AXIS=SIZE",
+              help="Size of another dynamic axis (e.g. sequence=128); repeatable [default: its middle golden size].")
 @click.option("--threads", type=click.IntRange(min=1), help="Intra-op threads for every backend [default: all cores].")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
               help="Where every backend runs; with cuda, onnxruntime also runs on the CPU as the reference.")
@@ -181,7 +223,7 @@ def _batch_sizes(ctx, param, value: str) -> list[int]:
               help="Write one record per model x backend x batch, and the cold starts, as JSON.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Draw median latency against batch size (log-log), one panel per model, to a PNG.")
-def bench_command(names, backends, batch_sizes, threads, device, iterations, warmup, cold_starts, artifacts,
+def bench_command(names, backends, batch_sizes, shapes, threads, device, iterations, warmup, cold_starts, artifacts,
                   json_path, plot_path) -> None:
     """Benchmark exported NAME... on eager PyTorch, TorchScript, the C++ runner and onnxruntime.
 
@@ -195,7 +237,7 @@ def bench_command(names, backends, batch_sizes, threads, device, iterations, war
     from torchship.export.bench import Benchmark, Config, cold_start_table, latency_table, write_plot
     from torchship.models.artifacts import write_json
 
-    config = Config(expand_names(names), backends, batch_sizes, threads, device, iterations, warmup,
+    config = Config(expand_names(names), backends, batch_sizes, shapes, threads, device, iterations, warmup,
                     cold_starts, artifacts)
     with quiet.quiet_torch():
         bench = Benchmark(config)

@@ -1,4 +1,4 @@
-"""Export one trained model to the requested formats, prove each, then write the manifest.
+"""Export one model to the requested formats, prove each, then write the manifest.
 
 Nothing becomes visible until everything checked out: each file is written to a temp
 path, reloaded and compared with eager on the golden samples and on fresh inputs, and
@@ -15,23 +15,25 @@ from pathlib import Path
 
 import torch
 
+from torchship.errors import CheckpointError, ExportError
 from torchship.export import onnx_export, torchscript
 from torchship.export.artifact import FILES, MANIFEST, SAMPLES
 from torchship.export.backends.onnx_backends import OnnxRuntimeBackend
 from torchship.export.backends.torch_backends import TorchScriptBackend
-from torchship.export.compare import Comparison, compare
+from torchship.export.compare import Comparison, compare_outputs
 from torchship.export.samples import Case, fresh_cases, golden_cases, save_samples
-from torchship.models.artifacts import atomic_path, read_json, sha256_file, write_json
-from torchship.errors import TorchshipError
+from torchship.models.artifacts import TRAIN_JSON, WEIGHTS, atomic_path, read_json, sha256_file, write_json
 from torchship.models.spec import ModelSpec
-from torchship.models.train import load_trained
+from torchship.models.weights import import_checkpoint, load_checkpoint
 
-FRESH_SEED = 99  # fresh inputs at batch sizes the export never saw
+FRESH_SEED = 99  # fresh inputs at sizes the export never saw
+MANIFEST_VERSION = 2
 
 EXPORTERS = {
     "torchscript": lambda mode: f"torch.jit.{mode}",
     "onnx": lambda mode: "torch.onnx.export(dynamo=True)",
 }
+PROVING_BACKENDS = {"torchscript": TorchScriptBackend, "onnx": OnnxRuntimeBackend}
 
 
 @dataclass(frozen=True)
@@ -56,33 +58,50 @@ def versions() -> dict:
 
 def _prove(spec: ModelSpec, fmt: str, contract: dict, path: Path, cases: list[Case]) -> Comparison:
     """Reload the written file the way a user would and compare it with eager, case by case."""
-    backend = (TorchScriptBackend() if fmt == "torchscript" else OnnxRuntimeBackend()).load_file(contract, path)
+    backend = PROVING_BACKENDS[fmt]().load_file(contract, path)
     worst = None
     for case in cases:
-        result = compare(backend.run(case.inputs), case.output, spec.atol, spec.rtol, detail=case.name)
+        result = compare_outputs(backend.run(case.inputs), case.outputs, contract, detail=case.name)
         worst = result if worst is None else worst.merge(result)
     if not worst:
-        raise TorchshipError(f"{spec.name}: the {fmt} export does not match eager: {worst.describe()} "
-                        f"(worst case {worst.detail})")
+        raise ExportError(f"{spec.name}: the {fmt} export does not match eager: {worst.describe()} "
+                          f"(worst case {worst.detail})")
     return worst
 
 
-def export_model(spec: ModelSpec, artifacts: Path, formats: list[str], mode: str,
-                 opset: int | None) -> list[ExportResult]:
-    model, train_info = load_trained(spec, artifacts)
+def _checkpoint(spec: ModelSpec, folder: Path, weights: Path | None) -> dict:
+    """The weights this export uses: `weights` copied in, or the folder's own from train-model."""
+    if weights is not None:
+        sha256 = import_checkpoint(spec, weights, folder)
+        return {"file": WEIGHTS, "sha256": sha256, "source": str(weights)}
+    fix = (f"run 'train-model {spec.name}' first" if spec.recipe is not None else "")
+    fix = " or ".join(filter(None, [fix, f"pass its weights with 'export-model {spec.name} --weights CKPT'"]))
+    if not (folder / WEIGHTS).is_file():
+        raise CheckpointError(f"no weights for {spec.name!r} at {folder / WEIGHTS}; {fix}")
+    sha256 = sha256_file(folder / WEIGHTS)
+    checkpoint = {"file": WEIGHTS, "sha256": sha256}
+    if (folder / TRAIN_JSON).is_file():  # trained here: keep the metrics beside the hash
+        info = read_json(folder / TRAIN_JSON, "train.json", fix)
+        if info.get("weights_sha256") != sha256:
+            raise CheckpointError(f"{folder / WEIGHTS} does not match the sha256 in {TRAIN_JSON}; {fix}")
+        checkpoint["metrics"] = {k: v for k, v in info.items()
+                                 if k in ("final_loss", "test_accuracy", "test_size") or k.startswith("loss_by_")}
+    return checkpoint
+
+
+def export_model(spec: ModelSpec, artifacts: Path, formats: list[str], mode: str = "auto",
+                 opset: int | None = None, weights: Path | None = None) -> list[ExportResult]:
+    """Export `spec`'s model with its trained (or given) weights into ARTIFACTS/NAME/."""
     folder = Path(artifacts) / spec.name
+    checkpoint = _checkpoint(spec, folder, weights)
+    model = load_checkpoint(spec, folder, checkpoint["sha256"], f"re-run 'export-model {spec.name}'")
     mode = torchscript.resolve_mode(spec, mode)
     golden = golden_cases(spec, model)
     checks = golden + fresh_cases(spec, model, FRESH_SEED)
+    contract = spec.contract()
 
-    manifest = _previous_manifest(folder, train_info["weights_sha256"])
-    manifest.update(spec.to_json())
-    manifest.update(
-        checkpoint={"file": "weights.pt", "sha256": train_info["weights_sha256"],
-                    "metrics": {k: v for k, v in train_info.items()
-                                if k in ("final_loss", "test_accuracy", "test_size", "loss_by_depth")}},
-        versions=versions(),
-    )
+    manifest = _previous_manifest(folder, checkpoint["sha256"])
+    manifest.update(contract, checkpoint=checkpoint, versions=versions())
     results = []
     with contextlib.ExitStack() as commit:  # every rename happens only if all formats pass
         samples_tmp = commit.enter_context(atomic_path(folder / SAMPLES))
@@ -91,13 +110,12 @@ def export_model(spec: ModelSpec, artifacts: Path, formats: list[str], mode: str
             tmp = commit.enter_context(atomic_path(folder / FILES[fmt]))
             start = time.perf_counter()
             fmt_mode = mode if fmt == "torchscript" else "export"
-            contract = {**spec.to_json(), "format": fmt, "mode": fmt_mode,
-                        "checkpoint_sha256": train_info["weights_sha256"]}
+            embedded = {**contract, "format": fmt, "mode": fmt_mode, "checkpoint_sha256": checkpoint["sha256"]}
             if fmt == "torchscript":
-                torchscript.export_torchscript(spec, model, mode, tmp, contract)
+                torchscript.export_torchscript(spec, model, mode, tmp, embedded)
             else:
                 onnx_export.export_onnx(spec, model, tmp, opset)
-            comparison = _prove(spec, fmt, contract, tmp, checks)
+            comparison = _prove(spec, fmt, embedded, tmp, checks)
             seconds = time.perf_counter() - start
             manifest["formats"][fmt] = {
                 "file": FILES[fmt], "sha256": sha256_file(tmp), "bytes": tmp.stat().st_size,
@@ -113,12 +131,14 @@ def export_model(spec: ModelSpec, artifacts: Path, formats: list[str], mode: str
 
 
 def _previous_manifest(folder: Path, weights_sha256: str) -> dict:
-    """Formats exported earlier from the same weights stay listed; anything else starts over."""
+    """Formats exported earlier from the same weights and contract version stay listed."""
+    fresh = {"schema_version": MANIFEST_VERSION, "formats": {}}
     if not (folder / MANIFEST).is_file():
-        return {"schema_version": 1, "formats": {}}
+        return fresh
     previous = read_json(folder / MANIFEST, "manifest.json", "delete it and export again")
-    if previous.get("checkpoint", {}).get("sha256") != weights_sha256:
-        return {"schema_version": 1, "formats": {}}
+    if not isinstance(previous, dict) or previous.get("schema_version") != MANIFEST_VERSION \
+            or previous.get("checkpoint", {}).get("sha256") != weights_sha256:
+        return fresh
     return previous
 
 
@@ -127,4 +147,3 @@ def _opset(path: Path) -> int:
 
     proto = onnx.load(str(path), load_external_data=False)
     return next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))
-

@@ -5,46 +5,71 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from torchship.export.samples import EXPORT_BATCH
-from torchship.errors import TorchshipError
+from torchship.errors import ExportError
+from torchship.export.contract import flatten_outputs
 from torchship.models.spec import ModelSpec
 
 
-class _ExportForward(nn.Module):
-    """Presents a model's export-friendly forward (`forward_for_export`) when it has one."""
+class ExportForward(nn.Module):
+    """What torch.export sees: positional tensors in, the contract's outputs as a flat tuple out.
 
-    def __init__(self, model: nn.Module):
+    It calls the model's export-friendly forward (`forward_for_export`) when it has
+    one: DynamicNet's while_loop twin, which takes its depth as a 0-dim tensor. The
+    ONNX graph's outputs, and a .pt2 package's, are then the contract's in its order.
+    """
+
+    def __init__(self, model: nn.Module, contract: dict):
         super().__init__()
         self.model = model
+        self.contract = contract
+        self.names = [i["name"] for i in contract["inputs"]]
         self.forward_for_export = getattr(model, "forward_for_export", model.forward)
 
     def forward(self, *inputs):
-        return self.forward_for_export(*inputs)
+        returned = self.forward_for_export(**dict(zip(self.names, inputs)))
+        return tuple(flatten_outputs(self.contract, returned).values())
 
 
-def export_inputs(spec: ModelSpec, inputs: tuple) -> tuple:
-    """ONNX sees int inputs as 0-dim int64 tensors."""
-    return tuple(torch.tensor(v, dtype=torch.int64) if isinstance(v, int) else v for v in inputs)
+SCALAR_DTYPES = {"int": torch.int64, "float": torch.float32, "bool": torch.bool}
+
+
+def export_program_inputs(spec: ModelSpec, model: nn.Module) -> tuple[tuple, tuple]:
+    """Example inputs (scalars as 0-dim tensors) and dynamic shapes, one Dim per named axis.
+
+    A Dim is shared by every input that names its axis, so torch.export proves the
+    sizes equal, as the contract demands.
+    """
+    if spec.scalar_inputs and not hasattr(model, "forward_for_export"):
+        names = ", ".join(i.name for i in spec.scalar_inputs)
+        raise ExportError(f"{spec.name}: torch.export sees scalar input {names} as a 0-dim tensor, and the model "
+                          "has no forward_for_export(...) taking it as one; add one, or use --format torchscript "
+                          "--mode script")
+    dims = {name: torch.export.Dim(name, min=max(axis.min, 1), max=axis.max) for name, axis in spec.axes.items()}
+    dynamic_shapes = tuple(
+        {d: dims[dim] for d, dim in enumerate(i.shape) if isinstance(dim, str)} or None
+        if i.kind == "tensor" else None
+        for i in spec.inputs
+    )
+    scalars = {i.name: i.scalar_values()[-1] for i in spec.scalar_inputs}
+    feed = spec.example_inputs(spec.export_sizes(), torch.Generator().manual_seed(0), **scalars)
+    example = tuple(torch.tensor(feed[i.name], dtype=SCALAR_DTYPES[i.kind]) if i.kind != "tensor"
+                    else feed[i.name] for i in spec.inputs)
+    return example, dynamic_shapes
 
 
 def export_onnx(spec: ModelSpec, model: nn.Module, path: Path, opset: int | None) -> None:
-    dims = {name: torch.export.Dim(name, min=1, max=spec.max_batch)
-            for axes in spec.dynamic_axes().values() for name in axes.values()}
-    dynamic_shapes = tuple(
-        {axis: dims[d] for axis, d in enumerate(i.shape) if isinstance(d, str)} or None
-        for i in spec.inputs
-    )
-    ints = {i.name: i.high for i in spec.int_inputs}
-    example = export_inputs(spec, spec.example_inputs(EXPORT_BATCH, torch.Generator().manual_seed(0), **ints))
+    example, dynamic_shapes = export_program_inputs(spec, model)
+    contract = spec.contract()
     try:
         program = torch.onnx.export(
-            _ExportForward(model).eval(), example, dynamo=True, dynamic_shapes={"inputs": dynamic_shapes},
-            opset_version=opset, input_names=[i.name for i in spec.inputs],
-            output_names=[o.name for o in spec.outputs],
+            ExportForward(model, contract).eval(), example, dynamo=True,
+            dynamic_shapes={"inputs": dynamic_shapes}, opset_version=opset,
+            input_names=[i.name for i in spec.inputs], output_names=[o.name for o in spec.outputs],
         )
+        program.save(str(path), external_data=False)
     except Exception as e:  # the exporter wraps torch.export's many error types
-        raise TorchshipError(f"{spec.name}: torch.onnx.export failed: {_summary(e)}") from None
-    program.save(str(path), external_data=False)
+        raise ExportError(f"{spec.name}: torch.onnx.export failed: {_summary(e)}; "
+                          "try --format torchscript") from None
     check_onnx(spec, path)
 
 
@@ -63,12 +88,17 @@ def check_onnx(spec: ModelSpec, path: Path) -> None:
     try:
         onnx.checker.check_model(proto, full_check=True)
     except onnx.checker.ValidationError as e:
-        raise TorchshipError(f"{spec.name}: exported ONNX fails onnx.checker: {str(e).splitlines()[0]}") from None
-    for graph_input, input_spec in zip(proto.graph.input, spec.tensor_inputs):
+        raise ExportError(f"{spec.name}: exported ONNX fails onnx.checker: {str(e).splitlines()[0]}") from None
+    graph_inputs = {i.name: i for i in proto.graph.input}
+    for input_spec in spec.inputs:
+        expected = list(input_spec.shape) if input_spec.kind == "tensor" else []
+        graph_input = graph_inputs.get(input_spec.name)
+        if graph_input is None:
+            raise ExportError(f"{spec.name}: the ONNX graph has no input {input_spec.name!r}")
         got = [d.dim_param or d.dim_value for d in graph_input.type.tensor_type.shape.dim]
-        if got != list(input_spec.shape):
-            raise TorchshipError(f"{spec.name}: ONNX input {graph_input.name!r} has shape {got}, "
-                            f"expected {list(input_spec.shape)}")
+        if got != expected:
+            raise ExportError(f"{spec.name}: ONNX input {graph_input.name!r} has shape {got}, "
+                              f"expected {expected}")
     if spec.control_flow:
         _check_loop(spec, proto.graph)
 
@@ -76,7 +106,7 @@ def check_onnx(spec: ModelSpec, path: Path) -> None:
 def _check_loop(spec: ModelSpec, graph) -> None:
     """A Loop node must exist and its trip count / condition must come from a graph input."""
     producers = {out: node for node in graph.node for out in node.output}
-    int_names = {i.name for i in spec.int_inputs}
+    int_names = {i.name for i in spec.scalar_inputs}
 
     def reaches_int_input(value: str, seen: set) -> bool:
         if value in int_names:
@@ -89,9 +119,9 @@ def _check_loop(spec: ModelSpec, graph) -> None:
 
     loops = [n for n in graph.node if n.op_type == "Loop"]
     if not loops:
-        raise TorchshipError(f"{spec.name}: the ONNX graph has no Loop node; the loop was unrolled")
+        raise ExportError(f"{spec.name}: the ONNX graph has no Loop node; the loop was unrolled")
     trip_inputs = [v for loop in loops for v in loop.input[:2] if v]  # M (trip count), cond
     if not any(reaches_int_input(v, set()) for v in trip_inputs):
-        raise TorchshipError(f"{spec.name}: the ONNX Loop's trip count does not depend on the "
+        raise ExportError(f"{spec.name}: the ONNX Loop's trip count does not depend on the "
                         f"{'/'.join(sorted(int_names))} input")
 

@@ -1,7 +1,9 @@
-"""Golden samples: fixed inputs covering every path, with eager fp32 outputs.
+"""Golden samples: fixed inputs covering every path, with eager outputs.
 
-Every backend and the C++ runner check themselves against samples.pt. Batch sizes are
-chosen so none equals EXPORT_BATCH: a dynamic axis is proved where the export never looked.
+Every backend and the C++ runner check themselves against samples.pt (its layout is in
+export/schema/rules.md). Each dynamic axis takes its golden sizes, none equal to the
+size the export traced at, so every axis is proved where the export never looked;
+every path of the scalar inputs (DynamicNet's depths) is covered at every size.
 """
 
 import itertools
@@ -11,56 +13,65 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from torchship.export.contract import flatten_outputs
 from torchship.models.spec import ModelSpec
 
-EXPORT_BATCH = 2  # what trace and torch.export see (1 would invite specialisation)
-GOLDEN_BATCHES = (1, 7, 256)  # batch 1, an odd batch, a large batch
-FRESH_BATCHES = (3, 33, 300)  # fresh random inputs for verification, never exported nor golden
 SAMPLES_SEED = 1234
 
 
 @dataclass(frozen=True)
 class Case:
     name: str
-    inputs: tuple  # tensors and ints, in forward()'s order
-    output: torch.Tensor | None = None
+    inputs: dict  # input name -> tensor or Python scalar
+    outputs: dict | None = None  # output name -> tensor
 
 
-def int_combinations(spec: ModelSpec) -> list[dict[str, int]]:
-    """Every combination of the int inputs' values ({} once for models without any)."""
-    names = [i.name for i in spec.int_inputs]
-    return [dict(zip(names, values)) for values in itertools.product(*(i.values() for i in spec.int_inputs))]
+def scalar_combinations(spec: ModelSpec) -> list[dict]:
+    """Every combination of the scalar inputs' covered values ({} once for models without any)."""
+    names = [i.name for i in spec.scalar_inputs]
+    return [dict(zip(names, values))
+            for values in itertools.product(*(i.scalar_values() for i in spec.scalar_inputs))]
 
 
-def make_cases(spec: ModelSpec, batches=GOLDEN_BATCHES, seed: int = SAMPLES_SEED) -> list[Case]:
-    """Inputs for every batch x every int combination, without outputs."""
+def axis_size_sets(spec: ModelSpec, fresh: bool = False) -> list[dict[str, int]]:
+    """The i-th set takes every axis's i-th size (an axis with fewer sizes keeps its last)."""
+    sizes = {name: (a.fresh_sizes() if fresh else a.golden_sizes()) for name, a in spec.axes.items()}
+    count = max((len(s) for s in sizes.values()), default=1)
+    return [{name: s[min(i, len(s) - 1)] for name, s in sizes.items()} for i in range(count)]
+
+
+def make_cases(spec: ModelSpec, fresh: bool = False, seed: int = SAMPLES_SEED) -> list[Case]:
+    """Inputs for every size set x every scalar combination, without outputs."""
     generator = torch.Generator().manual_seed(seed)
     cases = []
-    for batch in batches:
-        for ints in int_combinations(spec):
-            label = "-".join([f"batch{batch}", *(f"{k}{v}" for k, v in ints.items())])
-            cases.append(Case(label, spec.example_inputs(batch, generator, **ints)))
+    for sizes in axis_size_sets(spec, fresh):
+        for scalars in scalar_combinations(spec):
+            label = "-".join(f"{k}{v}" for k, v in {**sizes, **scalars}.items())
+            cases.append(Case(label, spec.example_inputs(sizes, generator, **scalars)))
     return cases
 
 
 @torch.no_grad()
-def with_outputs(model: nn.Module, cases: list[Case]) -> list[Case]:
-    return [Case(c.name, c.inputs, model(*c.inputs)) for c in cases]
+def run_eager(model: nn.Module, contract: dict, inputs: dict) -> dict:
+    return flatten_outputs(contract, model(**inputs))
+
+
+def with_outputs(model: nn.Module, contract: dict, cases: list[Case]) -> list[Case]:
+    return [Case(c.name, c.inputs, run_eager(model, contract, c.inputs)) for c in cases]
 
 
 def golden_cases(spec: ModelSpec, model: nn.Module) -> list[Case]:
-    return with_outputs(model, make_cases(spec))
+    return with_outputs(model, spec.contract(), make_cases(spec))
 
 
 def fresh_cases(spec: ModelSpec, model: nn.Module, seed: int) -> list[Case]:
-    return with_outputs(model, make_cases(spec, FRESH_BATCHES, seed))
+    return with_outputs(model, spec.contract(), make_cases(spec, fresh=True, seed=seed))
 
 
 def save_samples(cases: list[Case], path: Path) -> None:
-    """A list of {"name", "inputs", "output"} dicts, which torch::pickle_load reads in C++."""
-    torch.save([{"name": c.name, "inputs": list(c.inputs), "output": c.output} for c in cases], path)
+    torch.save([{"name": c.name, "inputs": c.inputs, "outputs": c.outputs} for c in cases], path)
 
 
 def load_samples(path: Path) -> list[Case]:
     raw = torch.load(path, weights_only=True)
-    return [Case(r["name"], tuple(r["inputs"]), r["output"]) for r in raw]
+    return [Case(r["name"], dict(r["inputs"]), dict(r["outputs"])) for r in raw]

@@ -6,9 +6,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from torchship.export.compare import compare
-from torchship.export.samples import EXPORT_BATCH, make_cases, with_outputs
-from torchship.errors import TorchshipError
+from torchship.errors import ExportError
+from torchship.export.compare import compare_outputs
+from torchship.export.contract import flatten_outputs
+from torchship.export.samples import make_cases, run_eager
 from torchship.models.spec import ModelSpec
 
 MODES = ("auto", "script", "trace")
@@ -18,69 +19,107 @@ def resolve_mode(spec: ModelSpec, mode: str) -> str:
     return ("script" if spec.control_flow else "trace") if mode == "auto" else mode
 
 
-class _IntsAsTensors(nn.Module):
-    """Tracing only sees tensors: this adapter takes int inputs as 0-dim tensors.
+class _TraceForward(nn.Module):
+    """What tracing sees: positional tensors in, the contract's output structure out.
 
-    The trace then records whatever path those ints chose as constants, which is
-    exactly what check_trace is there to catch.
+    Scalar inputs come in as 0-dim tensors and are turned back into Python scalars,
+    so the trace records whatever path they chose as constants: exactly what
+    check_trace is there to catch. Named tuples come out as dicts (the contract counts
+    them as dicts), which a trace can keep and a C++ caller can read by name.
     """
 
-    def __init__(self, model: nn.Module, spec: ModelSpec):
+    def __init__(self, model: nn.Module, contract: dict):
         super().__init__()
         self.model = model
-        self.is_int = [i.kind == "int" for i in spec.inputs]
+        self.contract = contract
+        self.scalar = [(i["name"], i["kind"]) for i in contract["inputs"]]
 
     def forward(self, *inputs):
-        return self.model(*(int(v) if is_int else v for v, is_int in zip(inputs, self.is_int)))
+        feed = {name: (v.item() if kind != "tensor" else v) for (name, kind), v in zip(self.scalar, inputs)}
+        outputs = flatten_outputs(self.contract, self.model(**feed))
+        structure = self.contract["output_structure"]
+        if structure == "dict":
+            return outputs
+        values = list(outputs.values())
+        return values[0] if structure == "tensor" else tuple(values) if structure == "tuple" else values
 
 
-def _as_trace_inputs(inputs: tuple) -> tuple:
-    return tuple(torch.tensor(v) if isinstance(v, int) else v for v in inputs)
+def _as_tensors(spec: ModelSpec, feed: dict) -> tuple:
+    return tuple(torch.tensor(feed[i.name]) if i.kind != "tensor" else feed[i.name] for i in spec.inputs)
 
 
 def trace(spec: ModelSpec, model: nn.Module) -> torch.jit.ScriptModule:
-    """Trace at EXPORT_BATCH with every int input at its highest value."""
-    ints = {i.name: i.high for i in spec.int_inputs}
-    example = spec.example_inputs(EXPORT_BATCH, torch.Generator().manual_seed(0), **ints)
-    if spec.int_inputs:
-        return torch.jit.trace(_IntsAsTensors(model, spec), _as_trace_inputs(example), check_trace=False)
-    return torch.jit.trace(model, example, check_trace=False)
+    """Trace at every axis's export size with every scalar input at its highest covered value."""
+    scalars = {i.name: i.scalar_values()[-1] for i in spec.scalar_inputs}
+    example = spec.example_inputs(spec.export_sizes(), torch.Generator().manual_seed(0), **scalars)
+    try:
+        # strict=False lets a trace return dicts and lists.
+        return torch.jit.trace(_TraceForward(model, spec.contract()), _as_tensors(spec, example),
+                               check_trace=False, strict=False)
+    except Exception as e:  # tracing fails in many ways on code it cannot follow
+        raise ExportError(f"{spec.name}: torch.jit.trace failed ({_first_line(e)}); try --mode script "
+                          "or --format onnx") from None
+
+
+def _traced_outputs(spec: ModelSpec, traced, feed: dict) -> dict:
+    with torch.no_grad():
+        return flatten_outputs(spec.contract(), traced(*_as_tensors(spec, feed)))
 
 
 def check_trace(spec: ModelSpec, model: nn.Module, traced: torch.jit.ScriptModule) -> None:
-    """Re-run the trace on other paths (batch sizes, int values); refuse a frozen one."""
-    frozen = {i.name: i.high for i in spec.int_inputs}
+    """Re-run the trace on other paths (other sizes on every axis, other scalar values);
+    refuse a frozen one, naming what it froze."""
+    contract = spec.contract()
+    frozen = {i.name: i.scalar_values()[-1] for i in spec.scalar_inputs}
+    frozen_sizes = spec.export_sizes()
     failing: dict[str, list[str]] = {}
-    for case in with_outputs(model, make_cases(spec)):
-        with torch.no_grad():
-            out = traced(*_as_trace_inputs(case.inputs)) if spec.int_inputs else traced(*case.inputs)
-        if not compare(out, case.output, spec.atol, spec.rtol):
-            ints = [str(v) for v, i in zip(case.inputs, spec.inputs) if i.kind == "int"]
-            for name, value in zip(frozen, ints):
-                failing.setdefault(name, []).append(value)
-            if not ints:
-                failing.setdefault("batch", []).append(str(case.inputs[0].shape[0]))
+    for case in make_cases(spec):
+        expected = run_eager(model, contract, case.inputs)
+        if not compare_outputs(_traced_outputs(spec, traced, case.inputs), expected, contract):
+            scalars = {name: case.inputs[name] for name in frozen}
+            for name, value in scalars.items():
+                failing.setdefault(name, []).append(str(value))
+            if not scalars:
+                for axis in spec.axes:
+                    size = next(v.shape[d] for i in spec.inputs if i.kind == "tensor"
+                                for d, dim in enumerate(i.shape) if dim == axis for v in [case.inputs[i.name]])
+                    failing.setdefault(axis, []).append(str(size))
     if failing:
         what = "; ".join(
-            f"trace froze {name}={frozen.get(name, EXPORT_BATCH)}; outputs differ for {name} "
-            f"{', '.join(sorted(set(values), key=int))}" for name, values in failing.items()
+            f"trace froze {name}={frozen.get(name, frozen_sizes.get(name))}; outputs differ for {name} "
+            f"{', '.join(sorted(set(values), key=_sort_key))}" for name, values in failing.items()
         )
-        raise TorchshipError(f"{spec.name}: {what}; use --mode script")
+        raise ExportError(f"{spec.name}: {what}; use --mode script")
+    if spec.scalar_inputs:
+        names = ", ".join(i.name for i in spec.scalar_inputs)
+        raise ExportError(f"{spec.name}: a trace keeps scalar input {names} as a constant; use --mode script")
+
+
+def _sort_key(value: str):
+    try:
+        return (0, float(value))
+    except ValueError:
+        return (1, value)
 
 
 def script(spec: ModelSpec, model: nn.Module) -> torch.jit.ScriptModule:
-    scripted = torch.jit.script(model)
+    try:
+        scripted = torch.jit.script(model)
+    except Exception as e:  # TorchScript's frontend raises its own error types
+        raise ExportError(f"{spec.name}: torch.jit.script failed ({_first_line(e)}); try --mode trace "
+                          "or --format onnx") from None
     if spec.control_flow and "prim::Loop" not in str(scripted.graph):
-        raise TorchshipError(f"{spec.name}: the scripted graph has no prim::Loop; its control flow was lost")
+        raise ExportError(f"{spec.name}: the scripted graph has no prim::Loop; its control flow was lost")
     return scripted
 
 
-def export_torchscript(spec: ModelSpec, model: nn.Module, mode: str, path: Path,
-                       contract: dict) -> torch.jit.ScriptModule:
+def export_torchscript(spec: ModelSpec, model: nn.Module, mode: str, path: Path, contract: dict) -> None:
     """Script or trace `model`, check the trace, save with the contract embedded."""
     module = script(spec, model) if mode == "script" else trace(spec, model)
     if mode == "trace":
         check_trace(spec, model, module)
     torch.jit.save(module, str(path), _extra_files={"manifest.json": json.dumps(contract, indent=2)})
-    return module
 
+
+def _first_line(error: Exception) -> str:
+    return next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)

@@ -12,10 +12,10 @@ import torch
 
 from torchship.export.artifact import Artifact
 from torchship.export.backends import BACKENDS, Backend
-from torchship.export.compare import Comparison, compare
+from torchship.errors import ArtifactError, TorchshipError
+from torchship.export.compare import Comparison, compare_outputs
 from torchship.export.samples import Case, fresh_cases, load_samples
-from torchship.errors import TorchshipError
-from torchship.models.data import LOADERS
+from torchship.models.data import dataset
 
 VERIFY_SEED = 7  # fresh inputs; a different draw from the export's own check
 DEVICES = ("cpu", "cuda")
@@ -75,18 +75,30 @@ class Plan:
 @dataclass(frozen=True)
 class Reference:
     cases: list[Case]  # golden (from samples.pt) + fresh, with eager CPU outputs
-    heldout: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None  # x, labels, eager predictions
+    # feed, labels, the logits output's name, eager's predictions
+    heldout: tuple[dict, torch.Tensor, str, torch.Tensor] | None
 
 
 def reference(artifact: Artifact) -> Reference:
     eager = BACKENDS["eager"]().load(artifact)
     spec = artifact.spec
-    cases = load_samples(artifact.samples()) + fresh_cases(spec, eager.model, VERIFY_SEED)
+    golden = load_samples(artifact.samples())
+    if not golden:  # a check with nothing to compare must not pass
+        raise ArtifactError(f"{artifact.samples()}: holds no cases, so nothing can be verified; "
+                            f"re-export with 'export-model {spec.name}'")
+    cases = golden + fresh_cases(spec, eager.model, VERIFY_SEED)
     heldout = None
-    if spec.recipe.target_accuracy is not None:  # a classifier with a held-out set
-        data = LOADERS[spec.recipe.data](0)
-        heldout = (data.x_test, data.y_test, eager.run((data.x_test,)).argmax(dim=1))
+    logits = _logits_output(artifact)
+    recipe = spec.recipe
+    if logits is not None and recipe is not None and recipe.target_accuracy is not None:
+        data = dataset(recipe, 0)  # a classifier with a held-out set
+        feed = {spec.inputs[0].name: data.x_test}
+        heldout = (feed, data.y_test, logits, eager.run(feed)[logits].argmax(dim=-1))
     return Reference(cases, heldout)
+
+
+def _logits_output(artifact: Artifact) -> str | None:
+    return next((o["name"] for o in artifact.contract["outputs"] if o.get("role") == "logits"), None)
 
 
 def verify_pair(artifact: Artifact, ref: Reference, backend: Backend, atol: float, rtol: float) -> Row:
@@ -94,13 +106,13 @@ def verify_pair(artifact: Artifact, ref: Reference, backend: Backend, atol: floa
     row = Row(spec.name, backend.name, backend.device, "pass", cases=len(ref.cases))
     backend.load(artifact)
     worst = None
-    for case, output in zip(ref.cases, backend.run_all([c.inputs for c in ref.cases])):
-        result = compare(output, case.output, atol, rtol, case.name)
+    for case, outputs in zip(ref.cases, backend.run_all([c.inputs for c in ref.cases])):
+        result = compare_outputs(outputs, case.outputs, artifact.contract, atol, rtol, case.name)
         worst = result if worst is None else worst.merge(result)
     row.comparison, row.worst_case = worst, worst.detail
     if ref.heldout is not None:
-        x, labels, eager_predictions = ref.heldout
-        predictions = backend.run((x,)).argmax(dim=1)
+        feed, labels, logits, eager_predictions = ref.heldout
+        predictions = backend.run(feed)[logits].argmax(dim=-1)
         row.accuracy = (predictions == labels).float().mean().item()
         row.differing_predictions = int((predictions != eager_predictions).sum())
     if not worst or row.differing_predictions:
@@ -109,11 +121,10 @@ def verify_pair(artifact: Artifact, ref: Reference, backend: Backend, atol: floa
     return row
 
 
-def verify_model(artifact: Artifact, plan: Plan, atol: float | None, rtol: float | None,
+def verify_model(artifact: Artifact, plan: Plan, atol: float | None = None, rtol: float | None = None,
                  on_pair: Callable[[str], None] = lambda label: None) -> list[Row]:
+    """One row per (backend, device) in `plan`; atol/rtol override the contract's tolerances."""
     spec = artifact.spec
-    atol = spec.atol if atol is None else atol
-    rtol = spec.rtol if rtol is None else rtol
     ref = reference(artifact)
     rows = []
     for name, device in plan.pairs:
@@ -139,25 +150,26 @@ def random_default_draws(artifact: Artifact, seeds=range(8)) -> dict[str, list[i
     ONNX has no optional inputs here (depth is a required graph input), so only the
     torch-based backends can draw.
     """
-    optional = [i for i in artifact.spec.int_inputs if i.optional]
+    optional = [i for i in artifact.spec.scalar_inputs if i.optional and i.kind == "int"]
     if not optional:
         return {}
     assert len(optional) == 1, "one optional int input is what this check can identify"
     spec, drawn = artifact.spec, optional[0]
-    # The optional int comes last, so the tensors alone are a valid call without it.
-    tensors = spec.example_inputs(5, torch.Generator().manual_seed(VERIFY_SEED))[: len(spec.tensor_inputs)]
+    sizes = {axis: min(max(5, a.min), a.max) for axis, a in spec.axes.items()}
+    feed = spec.example_inputs(sizes, torch.Generator().manual_seed(VERIFY_SEED))
+    feed.pop(drawn.name)  # left to the model's own default
     eager = BACKENDS["eager"]().load(artifact)
-    by_value = {v: eager.run((*tensors, v)) for v in drawn.values()}
+    by_value = {v: eager.run({**feed, drawn.name: v}) for v in drawn.scalar_values()}
 
-    def identify(output: torch.Tensor) -> int | None:
-        return next((v for v, ref in by_value.items() if compare(output, ref, spec.atol, spec.rtol)), None)
+    def identify(outputs: dict) -> int | None:
+        return next((v for v, ref in by_value.items() if compare_outputs(outputs, ref, artifact.contract)), None)
 
     draws = {}
     for name in ("eager", "torchscript", "libtorch"):
         backend = BACKENDS[name]()
         if backend.unavailable() is None:
             backend = eager if name == "eager" else backend.load(artifact)
-            draws[name] = [identify(backend.run_seeded(tensors, seed)) for seed in seeds]
+            draws[name] = [identify(backend.run_seeded(feed, seed)) for seed in seeds]
     return draws
 
 

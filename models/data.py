@@ -53,3 +53,8 @@ def digits(seed: int = DIGITS_SPLIT_SEED) -> Dataset:
 
 
 LOADERS = {"random-regression": random_regression, "digits": lambda seed: digits()}
+
+
+def dataset(recipe, seed: int) -> Dataset:
+    """A recipe's data: a loader named in LOADERS, or the spec's own callable (seed -> Dataset)."""
+    return recipe.data(seed) if callable(recipe.data) else LOADERS[recipe.data](seed)

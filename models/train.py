@@ -6,10 +6,9 @@ from typing import Callable, Optional
 import torch
 from torch import nn
 
-from torchship.models.artifacts import TRAIN_JSON, WEIGHTS, atomic_path, read_json, sha256_file, write_json
-
-from torchship.errors import TorchshipError
-from torchship.models.data import LOADERS, Dataset
+from torchship.errors import SpecError
+from torchship.models.artifacts import TRAIN_JSON, WEIGHTS, atomic_path, sha256_file, write_json
+from torchship.models.data import Dataset, dataset
 from torchship.models.spec import ModelSpec
 
 ProgressFn = Callable[[int, float], None]  # (step, loss)
@@ -37,10 +36,13 @@ def train(
 ) -> tuple[nn.Module, dict]:
     """Train `spec`'s model from scratch; return it and the metrics for train.json."""
     recipe = spec.recipe
+    if recipe is None:
+        raise SpecError(f"{spec.name} has no training recipe; bring its weights with "
+                        f"'export-model {spec.name} --weights CKPT'")
     steps = recipe.steps if steps is None else steps
     torch.manual_seed(seed)  # weights, mini-batch order and DynamicNet's depth draws
     model = spec.build()
-    data: Dataset = LOADERS[recipe.data](seed)
+    data: Dataset = dataset(recipe, seed)
     loss_fn, optimizer = _loss_fn(recipe.loss), _optimizer(spec, model)
     n = len(data.x_train)
 
@@ -65,11 +67,11 @@ def train(
         metrics["train_accuracy"] = accuracy(model, data.x_train, data.y_train)
         metrics["test_accuracy"] = accuracy(model, data.x_test, data.y_test)
         metrics["test_size"] = len(data.y_test)
-    for depth_input in spec.int_inputs:  # DynamicNet: how well each path fits
+    for path_input in spec.scalar_inputs:  # DynamicNet: how well each depth fits
         with torch.no_grad():
-            metrics[f"loss_by_{depth_input.name}"] = {
+            metrics[f"loss_by_{path_input.name}"] = {
                 str(v): loss_fn(model(data.x_train, v), data.y_train).item()
-                for v in depth_input.values()
+                for v in path_input.scalar_values()
             }
     return model, metrics
 
@@ -82,7 +84,7 @@ def save(spec: ModelSpec, model: nn.Module, metrics: dict, *, seed: int, steps: 
         torch.save(model.state_dict(), tmp)
     write_json(folder / TRAIN_JSON, {
         "model": spec.name,
-        "recipe": {**spec.recipe.__dict__, "steps": steps},
+        "recipe": {**spec.recipe.__dict__, "data": _data_name(spec.recipe.data), "steps": steps},
         "seed": seed,
         **metrics,
         "train_seconds": round(seconds, 2),
@@ -92,19 +94,5 @@ def save(spec: ModelSpec, model: nn.Module, metrics: dict, *, seed: int, steps: 
     return folder
 
 
-def load_trained(spec: ModelSpec, artifacts: Path) -> tuple[nn.Module, dict]:
-    """The trained model in eval mode and its train.json; a clear error when absent."""
-    folder = Path(artifacts) / spec.name
-    fix = f"run 'train-model {spec.name}' first"
-    if not (folder / WEIGHTS).is_file():
-        raise TorchshipError(f"no trained weights for {spec.name!r} at {folder / WEIGHTS}; {fix}")
-    info = read_json(folder / TRAIN_JSON, "train.json", fix)
-    if info.get("weights_sha256") != sha256_file(folder / WEIGHTS):
-        raise TorchshipError(f"{folder / WEIGHTS} does not match the sha256 in {TRAIN_JSON}; {fix}")
-    model = spec.build()
-    try:
-        model.load_state_dict(torch.load(folder / WEIGHTS, weights_only=True))
-    except Exception as e:  # a corrupt or foreign file: torch raises many types
-        raise TorchshipError(f"cannot load {folder / WEIGHTS}: {str(e).splitlines()[0]}; {fix}") from None
-    return model.eval(), info
-
+def _data_name(data) -> str:
+    return data if isinstance(data, str) else f"{data.__module__}.{data.__qualname__}"

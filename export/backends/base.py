@@ -11,7 +11,7 @@ from typing import ClassVar
 import torch
 
 from torchship.export.artifact import Artifact
-from torchship.export.contract import check_inputs
+from torchship.export.contract import check_inputs, check_outputs, flatten_outputs, normalize_feed
 from torchship.errors import TorchshipError
 
 
@@ -49,25 +49,44 @@ class Backend:
         self._load(source)
         return self
 
-    def run(self, inputs: tuple) -> torch.Tensor:
-        """Check the inputs against the contract, run, return the output on the CPU."""
+    def run(self, feed) -> dict[str, torch.Tensor]:
+        """Check the inputs (a dict by name, or positional) against the contract, run, check
+        the outputs; return them by name, on the CPU, in contract order."""
         assert self.contract is not None, "load() before run()"
-        check_inputs(self.contract, inputs, self.allow_non_finite)
-        return self._run(inputs)
+        feed = normalize_feed(self.contract, feed)
+        sizes = check_inputs(self.contract, feed, self.allow_non_finite)
+        outputs = self._flatten(self._run(feed))
+        check_outputs(self.contract, outputs, sizes)
+        return outputs
 
-    def run_seeded(self, inputs: tuple, seed: int) -> torch.Tensor:
+    def run_seeded(self, feed, seed: int) -> dict[str, torch.Tensor]:
         """run() right after torch.manual_seed(seed): what a model that draws will draw."""
         torch.manual_seed(seed)
-        return self.run(inputs)
+        return self.run(feed)
 
-    def run_all(self, inputs: list[tuple]) -> list[torch.Tensor]:
-        return [self.run(i) for i in inputs]
+    def run_all(self, feeds: list) -> list[dict[str, torch.Tensor]]:
+        return [self.run(f) for f in feeds]
+
+    def _flatten(self, returned) -> dict[str, torch.Tensor]:
+        """What _run returned (forward's own structure) -> outputs by name, on the CPU.
+
+        Formats that hand back a flat list in contract order (ONNX, .pt2) override this
+        with contract.name_flat_outputs."""
+        outputs = flatten_outputs(self.contract, returned)
+        return {name: value.cpu() for name, value in outputs.items()}
 
     def _load(self, source: Path | Artifact) -> None:
         raise NotImplementedError
 
-    def _run(self, inputs: tuple) -> torch.Tensor:
+    def _run(self, feed: dict):
+        """Forward on a checked feed (by name, contract order); returns what forward returns."""
         raise NotImplementedError
 
-    def _to_device(self, inputs: tuple) -> tuple:
-        return tuple(v.to(self.device) if isinstance(v, torch.Tensor) else v for v in inputs)
+    def _to_device(self, feed: dict) -> dict:
+        return {k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in feed.items()}
+
+    def _positional(self, feed: dict) -> list:
+        """The feed as positional arguments: every input up to the last one given, None for gaps."""
+        names = [s["name"] for s in self.contract["inputs"]]
+        last = max((i for i, n in enumerate(names) if n in feed), default=-1)
+        return [feed.get(n) for n in names[: last + 1]]

@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from torchship.export.backends.base import Backend
+from torchship.export.contract import name_flat_outputs
 from torchship.export.cpp_runner import run_runner_or_fail, runner_path
 from torchship.errors import TorchshipError
 
@@ -31,19 +32,23 @@ class LibtorchBackend(Backend):
     def _load(self, path: Path) -> None:
         self.path = path
 
-    def run_seeded(self, inputs: tuple, seed: int) -> torch.Tensor:
+    def run_seeded(self, feed, seed: int) -> dict[str, torch.Tensor]:
         """The runner seeds libtorch's generator itself, just before forward."""
         self._seed = seed
         try:
-            return self.run(inputs)
+            return self.run(feed)
         finally:
             self._seed = None
 
-    def _run(self, inputs: tuple) -> torch.Tensor:
+    def _flatten(self, returned: dict) -> dict[str, torch.Tensor]:
+        """The runner already wrote the outputs by name, in contract order."""
+        return name_flat_outputs(self.contract, list(returned.values()))
+
+    def _run(self, feed: dict) -> dict:
         with tempfile.TemporaryDirectory(prefix="torchship-") as tmp:
-            feed, out = Path(tmp) / "inputs.pt", Path(tmp) / "output.pt"
-            torch.save(list(inputs), feed)
-            args = [str(self.path), "--inputs", str(feed), "--output", str(out), "--device", self.device]
+            inputs, out = Path(tmp) / "inputs.pt", Path(tmp) / "output.pt"
+            torch.save(feed, inputs)
+            args = [str(self.path), "--inputs", str(inputs), "--output", str(out), "--device", self.device]
             if self.threads:
                 args += ["--threads", str(self.threads)]
             if self.allow_non_finite:

@@ -4,18 +4,41 @@ import numpy as np
 import torch
 
 from torchship.export.backends.base import Backend
-from torchship.errors import TorchshipError
+from torchship.export.contract import name_flat_outputs
+from torchship.errors import ArtifactError, ContractError, TorchshipError
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
+# Scalar inputs are 0-dim tensors in ONNX.
+SCALAR_DTYPES = {"int": np.int64, "float": np.float32, "bool": np.bool_}
 
 
-def onnx_feed(contract: dict, inputs: tuple) -> dict:
-    """ONNX sees int inputs as 0-dim int64 tensors."""
-    return {spec["name"]: (np.asarray(v, dtype=np.int64) if spec["kind"] == "int" else v.numpy())
-            for spec, v in zip(contract["inputs"], inputs)}
+def onnx_feed(contract: dict, feed: dict) -> dict:
+    """Every graph input by name; ONNX has no optional inputs here, so each must be given."""
+    arrays = {}
+    for spec in contract["inputs"]:
+        name = spec["name"]
+        if name not in feed:
+            raise ContractError(f"input '{name}': the ONNX export takes every input; pass it explicitly")
+        value = feed[name]
+        arrays[name] = np.asarray(value, dtype=SCALAR_DTYPES[spec["kind"]]) if spec["kind"] != "tensor" \
+            else _numpy(value)
+    return arrays
 
 
-class OnnxRuntimeBackend(Backend):
+def _numpy(tensor: torch.Tensor) -> np.ndarray:
+    if tensor.dtype == torch.bfloat16:  # numpy has no bfloat16
+        raise TorchshipError("bfloat16 inputs cannot be fed to ONNX backends from numpy; use float32 or float16")
+    return tensor.numpy()
+
+
+class _FlatOutputs:
+    """ONNX returns the outputs as a list in graph order, which export set to contract order."""
+
+    def _flatten(self, returned) -> dict[str, torch.Tensor]:
+        return name_flat_outputs(self.contract, [torch.from_numpy(np.asarray(v)) for v in returned])
+
+
+class OnnxRuntimeBackend(_FlatOutputs, Backend):
     name = "onnxruntime"
     format = "onnx"
 
@@ -43,16 +66,16 @@ class OnnxRuntimeBackend(Backend):
             self.session = ort.InferenceSession(str(path), options, providers=[provider],
                                                 provider_options=provider_options)
         except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph/... types
-            raise TorchshipError(f"{path.name}: onnxruntime cannot load it: {str(e).splitlines()[0]}") from None
+            raise ArtifactError(f"{path.name}: onnxruntime cannot load it: {str(e).splitlines()[0]}") from None
         if self.session.get_providers()[0] != provider:
             raise TorchshipError(f"onnxruntime was asked for {provider} but runs on "
                             f"{self.session.get_providers()[0]}; refusing a silent fallback")
 
-    def _run(self, inputs: tuple) -> torch.Tensor:
-        return torch.from_numpy(self.session.run(None, onnx_feed(self.contract, inputs))[0])
+    def _run(self, feed: dict) -> list:
+        return self.session.run(None, onnx_feed(self.contract, feed))
 
 
-class OnnxReferenceBackend(Backend):
+class OnnxReferenceBackend(_FlatOutputs, Backend):
     """onnx.reference: an independent, pure-numpy implementation of the ONNX spec."""
 
     name = "onnx-reference"
@@ -65,7 +88,7 @@ class OnnxReferenceBackend(Backend):
         try:
             self.evaluator = ReferenceEvaluator(str(path))
         except Exception as e:  # protobuf DecodeError, ValueError, ...
-            raise TorchshipError(f"{path.name}: onnx cannot load it: {str(e).splitlines()[0]}") from None
+            raise ArtifactError(f"{path.name}: onnx cannot load it: {str(e).splitlines()[0]}") from None
 
-    def _run(self, inputs: tuple) -> torch.Tensor:
-        return torch.from_numpy(np.asarray(self.evaluator.run(None, onnx_feed(self.contract, inputs))[0]))
+    def _run(self, feed: dict) -> list:
+        return self.evaluator.run(None, onnx_feed(self.contract, feed))
