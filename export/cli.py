@@ -16,17 +16,14 @@ BACKEND_NAMES = tuple(BACKENDS)
 
 
 def _list_models(ctx, param, value: bool) -> None:
-    """--list: every known model, its inputs and outputs, and where it came from."""
+    """--list: one line per known model, on stdout: its inputs, outputs, and where it came from."""
     if not value or ctx.resilient_parsing:
         return
-    from rich.table import Table
-
-    table = Table("model", "inputs", "outputs", "trains", "from", title="known models")
     for name, entry in entries().items():
         spec = entry.spec
-        table.add_row(name, ", ".join(i.name for i in spec.inputs), ", ".join(o.name for o in spec.outputs),
-                      "yes" if spec.recipe is not None else "no (--weights)", entry.origin)
-    console.print(table)
+        trains = "train-model" if spec.recipe is not None else "--weights"
+        click.echo(f"{name}: inputs {', '.join(i.name for i in spec.inputs)}; "
+                   f"outputs {', '.join(o.name for o in spec.outputs)}; weights from {trains}; from {entry.origin}")
     ctx.exit(0)
 
 

@@ -55,7 +55,14 @@ class Backend:
         assert self.contract is not None, "load() before run()"
         feed = normalize_feed(self.contract, feed)
         sizes = check_inputs(self.contract, feed, self.allow_non_finite)
-        outputs = self._flatten(self._run(feed))
+        try:
+            returned = self._run(feed)
+        except TorchshipError:
+            raise
+        except Exception as e:  # the runtime's own failure on an input the contract allowed
+            detail = next((l.strip() for l in str(e).splitlines() if l.strip()), "")
+            raise TorchshipError(f"{self.label} failed to run: {type(e).__name__}: {detail}") from None
+        outputs = self._flatten(returned)
         check_outputs(self.contract, outputs, sizes)
         return outputs
 
