@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from torchship.errors import ArtifactError
 from torchship.export.contract import flatten_outputs
 from torchship.models.spec import ModelSpec
 
@@ -72,6 +73,33 @@ def save_samples(cases: list[Case], path: Path) -> None:
     torch.save([{"name": c.name, "inputs": c.inputs, "outputs": c.outputs} for c in cases], path)
 
 
-def load_samples(path: Path) -> list[Case]:
-    raw = torch.load(path, weights_only=True)
-    return [Case(r["name"], dict(r["inputs"]), dict(r["outputs"])) for r in raw]
+def load_samples(path: Path, contract: dict | None = None) -> list[Case]:
+    """samples.pt's cases, each proven to be what rules.md says (and, given the contract,
+    to name its inputs and outputs) before anyone indexes into it."""
+    fix = f"re-export with 'export-model {contract['model'] if contract else 'NAME'}'"
+    try:
+        raw = torch.load(path, weights_only=True)
+    except Exception as e:  # weights_only refuses code; torch raises many types for bad files
+        raise ArtifactError(f"{path}: not a samples file torch.load can read safely ({_first_line(e)}); {fix}") \
+            from None
+    if not isinstance(raw, list):
+        raise ArtifactError(f"{path}: expected a list of cases, got {type(raw).__name__}; {fix}")
+    inputs = {i["name"] for i in contract["inputs"]} if contract else None
+    outputs = [o["name"] for o in contract["outputs"]] if contract else None
+    cases = []
+    for index, record in enumerate(raw):
+        where = f"{path}: case {index}"
+        if not isinstance(record, dict) or not isinstance(record.get("name"), str) \
+                or not isinstance(record.get("inputs"), dict) or not isinstance(record.get("outputs"), dict):
+            raise ArtifactError(f"{where}: expected {{name: str, inputs: dict, outputs: dict}}; {fix}")
+        if inputs is not None and not set(record["inputs"]) <= inputs:
+            raise ArtifactError(f"{where}: inputs {sorted(record['inputs'])} are not the contract's; {fix}")
+        if (outputs is not None and list(record["outputs"]) != outputs) or \
+                not all(isinstance(v, torch.Tensor) for v in record["outputs"].values()):
+            raise ArtifactError(f"{where}: expected output tensors {outputs or ''}; {fix}")
+        cases.append(Case(record["name"], dict(record["inputs"]), dict(record["outputs"])))
+    return cases
+
+
+def _first_line(error: Exception) -> str:
+    return next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)

@@ -82,7 +82,7 @@ class Reference:
 def reference(artifact: Artifact) -> Reference:
     eager = BACKENDS["eager"]().load(artifact)
     spec = artifact.spec
-    golden = load_samples(artifact.samples())
+    golden = load_samples(artifact.samples(), artifact.contract)
     if not golden:  # a check with nothing to compare must not pass
         raise ArtifactError(f"{artifact.samples()}: holds no cases, so nothing can be verified; "
                             f"re-export with 'export-model {spec.name}'")
