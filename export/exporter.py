@@ -120,7 +120,7 @@ def export_model(spec: ModelSpec, artifacts: Path, formats: list[str], mode: str
             manifest["formats"][fmt] = {
                 "file": FILES[fmt], "sha256": sha256_file(tmp), "bytes": tmp.stat().st_size,
                 "exporter": EXPORTERS[fmt](mode), "mode": fmt_mode,
-                "opset": _opset(tmp) if fmt == "onnx" else None,
+                "opset": onnx_export.written_opset(tmp) if fmt == "onnx" else None,
                 "export_seconds": round(seconds, 3), "max_abs_error": comparison.max_abs_error,
             }
             results.append(ExportResult(spec.name, fmt, fmt_mode, folder / FILES[fmt], seconds, comparison))
@@ -140,10 +140,3 @@ def _previous_manifest(folder: Path, weights_sha256: str) -> dict:
             or previous.get("checkpoint", {}).get("sha256") != weights_sha256:
         return fresh
     return previous
-
-
-def _opset(path: Path) -> int:
-    import onnx
-
-    proto = onnx.load(str(path), load_external_data=False)
-    return next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))

@@ -71,6 +71,16 @@ def export_onnx(spec: ModelSpec, model: nn.Module, path: Path, opset: int | None
         raise ExportError(f"{spec.name}: torch.onnx.export failed: {_summary(e)}; "
                           "try --format torchscript") from None
     check_onnx(spec, path)
+    if opset is not None and (written := written_opset(path)) != opset:
+        raise ExportError(f"{spec.name}: asked for ONNX opset {opset}, but torch.onnx.export wrote opset {written}; "
+                          f"choose an opset this exporter supports (it wrote {written} by default)")
+
+
+def written_opset(path: Path) -> int:
+    import onnx
+
+    proto = onnx.load(str(path), load_external_data=False)
+    return next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))
 
 
 def _summary(error: Exception) -> str:

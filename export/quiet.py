@@ -17,15 +17,19 @@ _seen: Counter = Counter()
 
 @contextlib.contextmanager
 def quiet_torch() -> Iterator[None]:
-    onnx_logger = logging.getLogger("torch.onnx")
-    level = onnx_logger.level
-    onnx_logger.setLevel(logging.ERROR)  # "torchvision is not installed. Skipping ..."
+    # torch.onnx: "torchvision is not installed. Skipping ..."; onnxscript: the traceback
+    # of a failed opset conversion, which the exporter reports to us anyway.
+    loggers = {name: logging.getLogger(name) for name in ("torch.onnx", "onnxscript")}
+    levels = {name: logger.level for name, logger in loggers.items()}
+    for logger in loggers.values():
+        logger.setLevel(logging.CRITICAL)
     try:
         with warnings.catch_warnings(record=True) as caught, contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("always")
             yield
     finally:
-        onnx_logger.setLevel(level)
+        for name, logger in loggers.items():
+            logger.setLevel(levels[name])
     for w in caught:
         _seen[w.category.__name__] += 1
 
