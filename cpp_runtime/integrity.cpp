@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <vector>
 
+#include "bounds.h"
 #include "errors.h"
 
 namespace torchship {
@@ -79,6 +80,9 @@ void verify_zip(const std::string& path, const std::string& fix) {
                       "); the archive is corrupt; " + fix);
     }
   }
+  archive.reset();
+  // Consistent bytes can still lie: bound every pickle before libtorch reads one.
+  check_torch_archive(path, fix);
 }
 
 std::string sha256_file(const std::string& path) {
@@ -108,19 +112,32 @@ bool verify_sidecar_sha256(const std::string& path, const std::string& json_poin
                            const std::string& fix) {
   const fs::path file(path);
   const fs::path sidecar = file.parent_path() / "manifest.json";
-  std::ifstream in(sidecar);
-  if (!in) return false;
-  nlohmann::json manifest;
-  try {
-    manifest = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception& e) {
-    throw UserError(sidecar.string() + " is not valid JSON (" + e.what() + "); " + fix);
+  std::error_code ec;
+  if (!fs::exists(sidecar, ec)) return false;
+  if (!fs::is_regular_file(sidecar, ec)) {
+    throw UserError(sidecar.string() + " is not a regular file; " + fix);
   }
-  const nlohmann::json::json_pointer pointer(json_pointer);
-  if (!manifest.contains(pointer)) return false;
-  const auto& record = manifest.at(pointer);
-  if (!record.is_object() || record.value("file", "") != file.filename().string()) return false;
-  const std::string expected = record.value("sha256", "");
+  std::ifstream in(sidecar, std::ios::binary);
+  if (!in) throw UserError(sidecar.string() + ": cannot open it for reading");
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  check_json_bounds(text, sidecar.string(), fix);
+  std::string expected;
+  try {
+    const nlohmann::json manifest = nlohmann::json::parse(text);
+    const nlohmann::json::json_pointer pointer(json_pointer);
+    if (!manifest.is_object() || !manifest.contains(pointer)) return false;
+    const auto& record = manifest.at(pointer);
+    if (!record.is_object() || !record.contains("file") || !record["file"].is_string() ||
+        record["file"].get<std::string>() != file.filename().string()) {
+      return false;
+    }
+    if (!record.contains("sha256") || !record["sha256"].is_string()) {
+      throw UserError(sidecar.string() + ": '" + json_pointer + "/sha256' is missing or not a string; " + fix);
+    }
+    expected = record["sha256"].get<std::string>();
+  } catch (const nlohmann::json::exception& e) {
+    throw UserError(sidecar.string() + " is not valid JSON (" + std::string(e.what()) + "); " + fix);
+  }
   const std::string actual = sha256_file(path);
   if (expected != actual) {
     throw UserError(file.filename().string() + ": sha256 does not match manifest.json (expected " +
