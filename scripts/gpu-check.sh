@@ -75,7 +75,7 @@ steps=()      # "name|result|seconds"
 failed=()
 notes=()
 say() { echo "gpu-check: $*" | tee -a "$log"; }
-fail() { say "FAILED: $*"; failed+=("$1"); }
+fail() { say "FAILED: $1${2:+: $2}"; failed+=("$1"); }  # fail STEP [WHY]
 
 # step NAME CAP CAPTURE CMD...: runs CMD with a time limit (CAP seconds, less when the
 # budget is running out), its output into the log (and into CAPTURE unless it is -).
@@ -100,14 +100,15 @@ step() {
   elif [ "$rc" != 0 ]; then result="failed (exit $rc)"; fi
   steps+=("$name|$result|$secs")
   if [ "$result" = passed ]; then say "   $name: passed in ${secs}s"; return 0; fi
-  fail "$name: $result; see gpu-check.log"
+  fail "$name" "$result; see gpu-check.log"
   return 1
 }
 
 # The report is written however the run ends.
 # shellcheck disable=SC2317  # called by the EXIT trap
 write_report() {
-  local out=$report/report.txt
+  local status=$1 out=$report/report.txt
+  [ "$status" = 0 ] || [ ${#failed[@]} -gt 0 ] || failed+=("exit status $status")
   {
     echo "torchship GPU check, $(date -u +%Y-%m-%dT%H:%M:%SZ)$([ "$dry_run" = 1 ] && echo ' (DRY RUN)')"
     echo "gpu:    ${gpu:-none}"
@@ -126,11 +127,11 @@ write_report() {
     fi
     for s in "${notes[@]}"; do echo "note: $s"; done
     if [ ${#failed[@]} -eq 0 ]; then echo "gpu-check: PASS$([ "$dry_run" = 1 ] && echo ' (dry run: no GPU step ran)')"
-    else echo "gpu-check: FAIL: ${failed[*]}"; fi
+    else echo "gpu-check: FAIL: $(printf '%s\n' "${failed[@]}" | awk '!seen[$0]++' | paste -sd, | sed 's/,/, /g')"; fi
   } > "$out"
   cat "$out"
 }
-trap write_report EXIT
+trap 'write_report $?' EXIT
 trap 'fail "interrupted"; exit 1' INT TERM
 
 say "report folder: $report; work folder: $work; budget ${budget}s"
@@ -150,13 +151,13 @@ for key, value in values.items():
     print(f"{key}={shlex.quote(str(value))}")
 EOF
 ); then
-  fail "python"; say "cannot import torch with $python (set PYTHON to the interpreter that has the CUDA build)"; exit 1
+  fail "python" "cannot import torch with $python (set PYTHON to the interpreter that has the CUDA build)"; exit 1
 fi
 eval "$info"
 say "torch $torch_version (CUDA ${torch_cuda:-none}) with Python $py_version at $(command -v "$python")"
 if [ "$dry_run" = 0 ]; then
-  [ -n "$torch_cuda" ] || { fail "torch"; say "torch $torch_version is a CPU build; install a CUDA build of torch"; exit 1; }
-  [ -n "$cuda_ok" ] || { fail "torch"; say "torch $torch_version (CUDA $torch_cuda) sees no GPU: torch.cuda.is_available() is False"; exit 1; }
+  [ -n "$torch_cuda" ] || { fail "torch" "torch $torch_version is a CPU build; install a CUDA build of torch"; exit 1; }
+  [ -n "$cuda_ok" ] || { fail "torch" "torch $torch_version (CUDA $torch_cuda) sees no GPU: torch.cuda.is_available() is False"; exit 1; }
 fi
 if ! PYTHONPATH=$root "$python" -c "import sys; from torchship.compat import in_supported_range as ok; sys.exit(not ok(sys.argv[1]))" "$torch_version"; then
   notes+=("torch $torch_version is outside torchship's supported range (pyproject.toml); results say nothing about the range")
@@ -176,7 +177,7 @@ if [ -n "$missing" ]; then
   say "Python packages missing here: $missing"
   for dist in $missing; do
     compgen -G "$bundle/whl/${dist//-/_}-*.whl" >/dev/null || compgen -G "$bundle/whl/$dist-*.whl" >/dev/null || {
-      fail "python packages"; say "$dist is missing and not in $bundle/whl: add it to scripts/gpu-bundle.sh and rerun it"; exit 1; }
+      fail "python packages" "$dist is missing and not in $bundle/whl: add it to scripts/gpu-bundle.sh and rerun it"; exit 1; }
   done
   # shellcheck disable=SC2086  # $missing is a list of names
   if [ "$dry_run" = 1 ]; then
@@ -192,7 +193,7 @@ if [ "$dry_run" = 1 ]; then
 else
   step "install torchship" 120 - "$python" -m pip install --quiet --no-index --no-deps --no-build-isolation -e . || exit 1
   bin=$("$python" -c 'import sysconfig; print(sysconfig.get_path("scripts"))')
-  "$bin/train-model" --help >/dev/null 2>>"$log" || { fail "install torchship"; say "train-model is not in $bin after the install"; exit 1; }
+  "$bin/train-model" --help >/dev/null 2>>"$log" || { fail "install torchship" "train-model is not in $bin after the install"; exit 1; }
 fi
 ort_version=$("$python" -c "import onnxruntime as o; print(o.__version__)" 2>/dev/null)
 ort_providers=$("$python" -c "import onnxruntime as o; print(','.join(o.get_available_providers()))" 2>/dev/null)
@@ -215,12 +216,12 @@ cmake_extra=()
 rm -rf "$prefix"
 if [ ${#unpack[@]} -gt 0 ]; then
   say "unpacking from $bundle/deb into $prefix: ${unpack[*]}"
-  command -v dpkg-deb >/dev/null || { fail "deps"; say "dpkg-deb is needed to unpack $bundle/deb"; exit 1; }
+  command -v dpkg-deb >/dev/null || { fail "deps" "dpkg-deb is needed to unpack $bundle/deb"; exit 1; }
   mkdir -p "$prefix"
   for pkg in "${unpack[@]}"; do
     deb=$(compgen -G "$bundle/deb/${pkg}_*.deb" | head -1)
-    [ -n "$deb" ] || { fail "deps"; say "$pkg is not installed here and not in $bundle/deb: run scripts/gpu-bundle.sh where there is network"; exit 1; }
-    dpkg-deb -x "$deb" "$prefix" || { fail "deps"; say "dpkg-deb -x $deb failed"; exit 1; }
+    [ -n "$deb" ] || { fail "deps" "$pkg is not installed here and not in $bundle/deb: run scripts/gpu-bundle.sh where there is network"; exit 1; }
+    dpkg-deb -x "$deb" "$prefix" || { fail "deps" "dpkg-deb -x $deb failed"; exit 1; }
   done
   multiarch=$prefix/usr/lib/x86_64-linux-gnu
   # The .pc files say prefix=/usr; point them at the unpacked tree.
@@ -250,10 +251,10 @@ bundle_note=$(IFS=';'; echo "${bundle_parts[*]}")
 
 # 4. torchship-run with its CUDA path. -----------------------------------------------------
 cxx=$(command -v c++ || command -v g++ || true)
-[ -n "$cxx" ] || { fail "build"; say "no C++ compiler (c++ or g++) on this machine"; exit 1; }
+[ -n "$cxx" ] || { fail "build" "no C++ compiler (c++ or g++) on this machine"; exit 1; }
 generator=()
 if command -v ninja >/dev/null; then generator=(-G Ninja)
-elif ! command -v make >/dev/null; then fail "build"; say "neither ninja nor make on this machine"; exit 1; fi
+elif ! command -v make >/dev/null; then fail "build" "neither ninja nor make on this machine"; exit 1; fi
 nvcc=""
 if [ -n "$torch_cuda" ]; then  # libtorch's CMake config then needs the CUDA toolkit
   # The toolkit's own nvcc first: one on PATH may be a wrapper script elsewhere.
@@ -261,7 +262,7 @@ if [ -n "$torch_cuda" ]; then  # libtorch's CMake config then needs the CUDA too
                    "$(command -v nvcc || true)"; do
     [ -n "$nvcc" ] || [ ! -x "$candidate" ] || nvcc=$candidate
   done
-  [ -n "$nvcc" ] || { fail "build"; say "torch is a CUDA build but there is no nvcc (CUDA_HOME, /usr/local/cuda, PATH)"; exit 1; }
+  [ -n "$nvcc" ] || { fail "build" "torch is a CUDA build but there is no nvcc (CUDA_HOME, /usr/local/cuda, PATH)"; exit 1; }
   cmake_extra+=("-DCMAKE_CUDA_COMPILER=$nvcc" "-DCUDA_TOOLKIT_ROOT_DIR=$(dirname "$(dirname "$(readlink -f "$nvcc")")")")
 fi
 [ -z "$arch" ] || export TORCH_CUDA_ARCH_LIST=$arch
@@ -274,10 +275,10 @@ runner=$build_dir/torchship-run
 if [ "$configured" = 0 ] && step "cmake build" 300 - cmake --build "$build_dir" -j "$(nproc)"; then
   if grep -q TORCHSHIP_WITH_CUDA "$build_dir/compile_commands.json"; then cuda_path="with its CUDA path"
   else cuda_path="WITHOUT its CUDA path (libtorch's CMake config listed no CUDA libraries)"
-    [ "$dry_run" = 1 ] || fail "runner CUDA path"
+    [ "$dry_run" = 1 ] || fail "runner CUDA path" "TORCHSHIP_WITH_CUDA is not in compile_commands.json"
   fi
   if unresolved=$(ldd "$runner" 2>&1 | grep "not found"); then
-    fail "runner libraries"; say "torchship-run cannot load: $unresolved"
+    fail "runner libraries" "torchship-run cannot load: $unresolved"
   fi
   runner_note="$runner, built $cuda_path by $("$cxx" --version | head -1), CMake $(cmake --version | head -1 | cut -d' ' -f3)${nvcc:+, nvcc $("$nvcc" --version | grep -o 'release [0-9.]*' | cut -d' ' -f2)}"
   say "torchship-run: $runner_note"
@@ -297,17 +298,8 @@ if [ "$dry_run" = 1 ]; then
   exit $(( ${#failed[@]} > 0 ))
 fi
 export PYTHONUNBUFFERED=1 COLUMNS=200  # rich tables at full width in the report
-rm -rf "$artifacts"
-step "train" 120 - "$bin/train-model" all --artifacts "$artifacts" || exit 1
-step "export" 240 - "$bin/export-model" all --format all --artifacts "$artifacts" || exit 1
-step "pytest -m cuda" 240 "$report/pytest.txt" "$python" -m pytest -m cuda -rA -p no:cacheprovider
-if ! grep -qE "[0-9]+ passed" "$report/pytest.txt"; then fail "pytest -m cuda: no CUDA test passed"; fi
-step "verify" 180 "$work/verify.txt" "$bin/verify-model" all --device all --artifacts "$artifacts" \
-  --json "$report/verify.json"
-step "bench" 240 "$work/bench.txt" "$bin/bench-model" all --device cuda "${bench_args[@]}" --artifacts "$artifacts" \
-  --json "$report/bench.json" --plot "$report/bench-cuda.png"
-
-"$python" - "$report/env.json" "$gpu" "$runner_note" "$bundle_note" "${notes[@]}" <<'EOF' >> "$log" 2>&1
+# env.json first, so it comes back even when a later step runs out of time.
+"$python" - "$report/env.json" "$gpu" "$runner_note" "$bundle_note" "${notes[@]}" <<'EOF' >> "$log" 2>&1 || say "could not write env.json; see gpu-check.log"
 import importlib.metadata as md, json, platform, sys, torch
 def version(dist):
     try:
@@ -315,14 +307,47 @@ def version(dist):
     except md.PackageNotFoundError:
         return None
 import onnxruntime
+cuda = torch.cuda.is_available()
 json.dump({
     "gpu": sys.argv[2], "runner": sys.argv[3], "bundle": sys.argv[4], "notes": sys.argv[5:],
     "python": platform.python_version(), "torch": torch.__version__, "torch_cuda": torch.version.cuda,
-    "cudnn": torch.backends.cudnn.version(), "device": torch.cuda.get_device_name(0),
-    "capability": list(torch.cuda.get_device_capability(0)),
+    "cudnn": torch.backends.cudnn.version() if cuda else None,
+    "device": torch.cuda.get_device_name(0) if cuda else None,
+    "capability": list(torch.cuda.get_device_capability(0)) if cuda else None,
     "packages": {d: version(d) for d in ("torchship", "onnx", "onnxscript", "onnxruntime", "onnxruntime-gpu",
                                          "jsonschema", "numpy", "scikit-learn", "click", "rich", "pytest")},
     "onnxruntime_providers": onnxruntime.get_available_providers(),
 }, open(sys.argv[1], "w"), indent=2)
 EOF
+rm -rf "$artifacts"
+step "train" 120 - "$bin/train-model" all --artifacts "$artifacts" || exit 1
+step "export" 240 - "$bin/export-model" all --format all --artifacts "$artifacts" || exit 1
+step "pytest -m cuda" 240 "$report/pytest.txt" "$python" -m pytest -m cuda -rA -p no:cacheprovider
+grep -qE "[0-9]+ passed" "$report/pytest.txt" || fail "pytest -m cuda" "no CUDA test passed"
+step "verify" 180 "$work/verify.txt" "$bin/verify-model" all --device all --artifacts "$artifacts" \
+  --json "$report/verify.json"
+# Every CUDA row that ran must pass, and eager, TorchScript and the runner must have run on
+# CUDA for every model; skipped CUDA rows are listed with their reasons.
+if [ -s "$report/verify.json" ]; then
+  if verdict=$("$python" - "$report/verify.json" <<'EOF'
+import json, sys
+rows = json.load(open(sys.argv[1]))["rows"]
+cuda = [r for r in rows if r["device"] == "cuda"]
+models = sorted({r["model"] for r in rows})
+passed = {(r["model"], r["backend"]) for r in cuda if r["status"] == "pass"}
+bad = [f'{r["model"]} {r["backend"]} ({r["device"]}): {r["status"]}' for r in rows if r["status"] in ("fail", "error")]
+bad += [f"{m} {b} (cuda): did not run" for m in models for b in ("eager", "torchscript", "libtorch")
+        if (m, b) not in passed]
+skipped = sorted({f'{r["backend"]} (cuda): {r["reason"]}' for r in cuda if r["status"] == "skipped"})
+print(f"CUDA rows: {len(passed)} passed for {len(models)} models"
+      + (f"; skipped: {'; '.join(skipped)}" if skipped else ""))
+if bad or not models:
+    print("not proven: " + ("; ".join(bad) if bad else "verify-model reported no rows"))
+    sys.exit(1)
+EOF
+  ); then notes+=("$verdict"); else fail "CUDA parity" "$(echo "$verdict" | paste -sd' ')"; fi
+fi
+step "bench" 240 "$work/bench.txt" "$bin/bench-model" all --device cuda "${bench_args[@]}" --artifacts "$artifacts" \
+  --json "$report/bench.json" --plot "$report/bench-cuda.png"
+
 exit $(( ${#failed[@]} > 0 ))
