@@ -246,7 +246,7 @@ if [ ${#unpack[@]} -gt 0 ]; then
   bundle_parts+=("debs unpacked into build/gpu-check/deps: ${unpack[*]}")
 fi
 [ -z "$pkg_config" ] || cmake_extra+=("-DPKG_CONFIG_EXECUTABLE=$pkg_config")
-bundle_note=$(IFS=';'; echo "${bundle_parts[*]}")
+bundle_note=$(printf '%s; ' "${bundle_parts[@]}" | sed 's/; $//')
 [ -n "$bundle_note" ] || bundle_note="nothing taken from it"
 
 # 4. torchship-run with its CUDA path. -----------------------------------------------------
