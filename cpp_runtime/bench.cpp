@@ -15,7 +15,7 @@ double percentile(const std::vector<double>& sorted, double q) {
   return sorted[std::min(sorted.size() - 1, rank == 0 ? 0 : rank - 1)];
 }
 
-double time_us(LoadedModel& model, const std::vector<c10::IValue>& feed) {
+double time_us(LoadedModel& model, const Feed& feed) {
   const auto start = std::chrono::steady_clock::now();
   run_forward(model, feed);  // includes the copy back to the CPU, which syncs a GPU
   return std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start).count();
@@ -23,13 +23,14 @@ double time_us(LoadedModel& model, const std::vector<c10::IValue>& feed) {
 
 }  // namespace
 
-BenchResult bench(LoadedModel& model, int64_t batch, int64_t iterations, int64_t warmup,
-                  const std::map<std::string, int64_t>& ints) {
-  const auto feed = model.contract.random_inputs(batch, ints);
-  model.contract.validate(feed, /*allow_non_finite=*/false);
+BenchResult bench(LoadedModel& model, const AxisSizes& sizes, int64_t iterations, int64_t warmup,
+                  const std::map<std::string, int64_t>& scalars) {
+  const auto feed = model.contract.random_inputs(sizes, scalars);
 
   BenchResult result;
-  result.batch = batch;
+  result.axes = feed.axes;
+  const auto rows = feed.axes.find(model.plan_axis);
+  if (rows != feed.axes.end()) result.rows = rows->second;
   result.iterations = iterations;
   result.warmup = warmup;
   result.first_call_us = time_us(model, feed);
@@ -42,7 +43,7 @@ BenchResult bench(LoadedModel& model, int64_t batch, int64_t iterations, int64_t
   result.p90_us = percentile(samples, 0.9);
   result.p99_us = percentile(samples, 0.99);
   const double total_us = std::accumulate(samples.begin(), samples.end(), 0.0);
-  result.throughput = static_cast<double>(batch * iterations) / (total_us * 1e-6);
+  result.throughput = static_cast<double>(result.rows * iterations) / (total_us * 1e-6);
   return result;
 }
 

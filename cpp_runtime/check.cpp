@@ -1,5 +1,6 @@
 #include "check.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <limits>
@@ -12,71 +13,102 @@ namespace {
 
 constexpr const char* kReexportSamples = "re-export the model to rewrite samples.pt";
 
-CaseResult compare(const std::string& name, const at::Tensor& got, const at::Tensor& expected, double atol,
-                   double rtol) {
-  CaseResult result;
-  result.name = name;
-  if (got.sizes() != expected.sizes() || got.scalar_type() != expected.scalar_type()) {
-    result.problem = "output " + dtype_name(got.scalar_type()) + " " + c10::str(got.sizes()) + ", expected " +
-                     dtype_name(expected.scalar_type()) + " " + c10::str(expected.sizes());
-    result.max_abs_error = result.max_rel_error = result.required_atol = std::numeric_limits<double>::infinity();
-    return result;
-  }
-  const auto g = got.to(at::kDouble), e = expected.to(at::kDouble);
-  const auto diff = (g - e).abs();
-  const auto scale = e.abs();
-  // NaN anywhere (in either tensor) makes every error NaN: a NaN never passes.
-  result.max_abs_error = diff.numel() ? diff.max().item<double>() : 0.0;
-  result.max_rel_error = diff.numel() ? (diff / scale).nan_to_num(0.0, std::numeric_limits<double>::infinity())
-                                            .max().item<double>()
-                                      : 0.0;
-  if (diff.isnan().any().item<bool>()) result.max_rel_error = std::numeric_limits<double>::quiet_NaN();
-  result.required_atol = diff.numel() ? (diff - rtol * scale).clamp_min(0.0).max().item<double>() : 0.0;
-  result.passed = result.required_atol <= atol;  // |got - expected| <= atol + rtol * |expected|, NaN fails
-  return result;
-}
-
-// A samples.pt case: {"name": str, "inputs": [tensor, int...], "output": tensor}.
+// A samples.pt case: {"name": str, "inputs": {name: value}, "outputs": {name: tensor}}.
 struct Case {
   std::string name;
-  std::vector<c10::IValue> inputs;
-  at::Tensor output;
+  c10::IValue inputs;
+  c10::impl::GenericDict outputs{c10::StringType::get(), c10::AnyType::get()};
 };
 
 std::vector<Case> read_cases(const std::string& path) {
   verify_sidecar_sha256(path, "/samples", kReexportSamples);
   const auto value = read_torch_save(path, kReexportSamples);
-  const std::string bad = path + ": not a samples file (expected a list of {name, inputs, output}); " +
-                          kReexportSamples;
+  const std::string bad = path + ": not a samples file of contract version 2 (expected a list of " +
+                          "{name, inputs, outputs} dicts); " + kReexportSamples;
   if (!value.isList()) throw UserError(bad);
   std::vector<Case> cases;
   for (const auto& item : value.toListRef()) {
     if (!item.isGenericDict()) throw UserError(bad);
     const auto dict = item.toGenericDict();
-    if (!dict.contains("name") || !dict.contains("inputs") || !dict.contains("output")) throw UserError(bad);
-    const auto name = dict.at("name"), inputs = dict.at("inputs"), output = dict.at("output");
-    if (!name.isString() || !output.isTensor() || !(inputs.isList() || inputs.isTuple())) throw UserError(bad);
-    cases.push_back({name.toStringRef(), as_input_list(inputs, path), output.toTensor()});
+    if (!dict.contains("name") || !dict.contains("inputs") || !dict.contains("outputs")) throw UserError(bad);
+    const auto name = dict.at("name"), inputs = dict.at("inputs"), outputs = dict.at("outputs");
+    if (!name.isString() || !inputs.isGenericDict() || !outputs.isGenericDict()) throw UserError(bad);
+    cases.push_back({name.toStringRef(), inputs, outputs.toGenericDict()});
   }
-  if (cases.empty()) throw UserError(path + ": holds no cases; " + kReexportSamples);
+  if (cases.empty()) throw UserError(path + ": holds no cases, so there is nothing to check; " + kReexportSamples);
   return cases;
+}
+
+// The reference tensor of `output` in a case; the samples file is at fault without one.
+at::Tensor reference(const Case& c, const std::string& output, const std::string& path) {
+  const auto found = c.outputs.find(output);
+  if (found == c.outputs.end() || !found->value().isTensor()) {
+    throw UserError(path + ": case '" + c.name + "' has no output tensor '" + output + "'; " + kReexportSamples);
+  }
+  return found->value().toTensor();
+}
+
+Tolerance tolerance_for(const Contract& contract, const OutputSpec& spec, std::optional<double> atol,
+                        std::optional<double> rtol) {
+  const auto base = spec.tolerance.value_or(contract.tolerance);
+  return {atol.value_or(base.atol), rtol.value_or(base.rtol)};
+}
+
+// The largest of one error over the outputs; NaN as soon as one was not compared.
+template <typename Field>
+double largest(const std::vector<Comparison>& outputs, Field field) {
+  double out = 0;
+  for (const auto& output : outputs) {
+    if (!output.compared()) return std::numeric_limits<double>::quiet_NaN();
+    out = std::max(out, field(output));
+  }
+  return out;
+}
+
+// JSON has no infinity or NaN: infinity is written "inf" (as comparison_cases.json
+// does), and an error that was never computed (shape or dtype refused) null.
+nlohmann::json number(double value) {
+  if (std::isnan(value)) return nullptr;
+  if (std::isinf(value)) return value > 0 ? "inf" : "-inf";
+  return value;
+}
+
+nlohmann::json output_json(const Comparison& c) {
+  return {{"name", c.name}, {"passed", c.passed}, {"atol", c.tolerance.atol}, {"rtol", c.tolerance.rtol},
+          {"max_abs_error", number(c.max_abs_error)}, {"max_rel_error", number(c.max_rel_error)},
+          {"needed_atol", number(c.needed_atol)}, {"message", c.message}};
 }
 
 }  // namespace
 
-CheckReport check_samples(LoadedModel& model, const std::string& samples_path, double atol, double rtol,
-                          bool allow_non_finite) {
+bool CaseResult::passed() const {
+  return std::all_of(outputs.begin(), outputs.end(), [](const Comparison& c) { return c.passed; });
+}
+
+double CaseResult::max_abs_error() const { return largest(outputs, [](const Comparison& c) { return c.max_abs_error; }); }
+double CaseResult::max_rel_error() const { return largest(outputs, [](const Comparison& c) { return c.max_rel_error; }); }
+double CaseResult::needed_atol() const { return largest(outputs, [](const Comparison& c) { return c.needed_atol; }); }
+
+CheckReport check_samples(LoadedModel& model, const std::string& samples_path, std::optional<double> atol,
+                          std::optional<double> rtol, bool allow_non_finite) {
+  const auto& contract = model.contract;
   CheckReport report;
-  report.model = model.contract.model;
-  report.atol = atol;
-  report.rtol = rtol;
+  report.model = contract.model;
+  report.tolerance = {atol.value_or(contract.tolerance.atol), rtol.value_or(contract.tolerance.rtol)};
   for (const auto& c : read_cases(samples_path)) {
+    NamedOutputs outputs;
     try {
-      model.contract.validate(c.inputs, allow_non_finite);
+      outputs = run_forward(model, contract.check_inputs(c.inputs, allow_non_finite));
     } catch (const UserError& e) {
       throw UserError("case '" + c.name + "': " + e.what());
     }
-    report.cases.push_back(compare(c.name, run_forward(model, c.inputs), c.output, atol, rtol));
+    CaseResult result{c.name, {}};
+    for (size_t i = 0; i < contract.outputs.size(); ++i) {
+      const auto& spec = contract.outputs[i];
+      result.outputs.push_back(compare_output(spec.name, outputs[i].second, reference(c, spec.name, samples_path),
+                                              tolerance_for(contract, spec, atol, rtol)));
+    }
+    report.cases.push_back(std::move(result));
   }
   return report;
 }
@@ -84,7 +116,7 @@ CheckReport check_samples(LoadedModel& model, const std::string& samples_path, d
 std::vector<std::string> CheckReport::failed_names() const {
   std::vector<std::string> names;
   for (const auto& c : cases) {
-    if (!c.passed) names.push_back(c.name);
+    if (!c.passed()) names.push_back(c.name);
   }
   return names;
 }
@@ -92,31 +124,35 @@ std::vector<std::string> CheckReport::failed_names() const {
 void CheckReport::print(std::ostream& out) const {
   char line[512];
   for (const auto& c : cases) {
-    if (!c.problem.empty()) {
-      std::snprintf(line, sizeof line, "%-24s FAIL: %s\n", c.name.c_str(), c.problem.c_str());
-    } else {
-      std::snprintf(line, sizeof line, "%-24s max abs error %.3g  max rel error %.3g  %s", c.name.c_str(),
-                    c.max_abs_error, c.max_rel_error, c.passed ? "pass\n" : "FAIL");
-      out << line;
-      if (c.passed) continue;
-      std::snprintf(line, sizeof line, " (needs atol %.3g at rtol %g)\n", c.required_atol, rtol);
-    }
+    std::snprintf(line, sizeof line, "%-24s max abs error %.3g  max rel error %.3g  %s\n", c.name.c_str(),
+                  c.max_abs_error(), c.max_rel_error(), c.passed() ? "pass" : "FAIL");
     out << line;
+    for (const auto& output : c.outputs) {
+      if (output.passed) continue;
+      if (!output.compared()) {
+        std::snprintf(line, sizeof line, "  %s\n", output.message.c_str());
+      } else {
+        std::snprintf(line, sizeof line, "  output '%s': max abs error %.3g needs atol %.3g at rtol %g (atol is %g)\n",
+                      output.name.c_str(), output.max_abs_error, output.needed_atol, output.tolerance.rtol,
+                      output.tolerance.atol);
+      }
+      out << line;
+    }
   }
   std::snprintf(line, sizeof line, "%s: %zu of %zu cases pass at atol %g, rtol %g\n", model.c_str(),
-                cases.size() - failed_names().size(), cases.size(), atol, rtol);
+                cases.size() - failed_names().size(), cases.size(), tolerance.atol, tolerance.rtol);
   out << line;
 }
 
 nlohmann::json CheckReport::to_json() const {
-  // JSON has no Inf or NaN; an incomparable case reports null errors.
-  auto number = [](double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); };
-  nlohmann::json out = {{"model", model}, {"atol", atol}, {"rtol", rtol}, {"passed", failed_names().empty()}};
-  out["cases"] = nlohmann::json::array();
+  nlohmann::json out = {{"model", model}, {"atol", tolerance.atol}, {"rtol", tolerance.rtol},
+                        {"passed", failed_names().empty()}, {"cases", nlohmann::json::array()}};
   for (const auto& c : cases) {
-    out["cases"].push_back({{"name", c.name}, {"max_abs_error", number(c.max_abs_error)},
-                            {"max_rel_error", number(c.max_rel_error)}, {"required_atol", number(c.required_atol)},
-                            {"passed", c.passed}, {"problem", c.problem}});
+    nlohmann::json item = {{"name", c.name}, {"passed", c.passed()}, {"max_abs_error", number(c.max_abs_error())},
+                           {"max_rel_error", number(c.max_rel_error())}, {"needed_atol", number(c.needed_atol())},
+                           {"outputs", nlohmann::json::array()}};
+    for (const auto& output : c.outputs) item["outputs"].push_back(output_json(output));
+    out["cases"].push_back(std::move(item));
   }
   return out;
 }

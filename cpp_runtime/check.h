@@ -1,27 +1,33 @@
-// --check: run every golden case of a samples.pt and compare with its eager output.
+// --check: run every golden case of a samples.pt (v2) and compare each output with
+// eager's, by export/schema/rules.md "Comparison".
 #pragma once
 
 #include <nlohmann/json.hpp>
 
+#include <optional>
 #include <ostream>
 #include <string>
 #include <vector>
 
+#include "compare.h"
 #include "model.h"
 
 namespace torchship {
 
 struct CaseResult {
   std::string name;
-  double max_abs_error = 0, max_rel_error = 0;
-  double required_atol = 0;  // the smallest atol that passes at the report's rtol
-  bool passed = false;
-  std::string problem;  // set when the output could not be compared (shape, dtype)
+  std::vector<Comparison> outputs;  // in contract order
+
+  bool passed() const;
+  // Maxima over the outputs; NaN when some output could not be compared.
+  double max_abs_error() const;
+  double max_rel_error() const;
+  double needed_atol() const;
 };
 
 struct CheckReport {
   std::string model;
-  double atol = 0, rtol = 0;
+  Tolerance tolerance;  // the contract's, with the command line's overrides
   std::vector<CaseResult> cases;
 
   std::vector<std::string> failed_names() const;
@@ -29,7 +35,10 @@ struct CheckReport {
   nlohmann::json to_json() const;
 };
 
-CheckReport check_samples(LoadedModel& model, const std::string& samples_path, double atol, double rtol,
-                          bool allow_non_finite);
+// Runs every case. `atol` and `rtol` (from --atol/--rtol), when given, replace the
+// contract's and every output's own. Throws UserError for a samples file that is not
+// version 2, or that holds no cases: a check of nothing proves nothing.
+CheckReport check_samples(LoadedModel& model, const std::string& samples_path, std::optional<double> atol,
+                          std::optional<double> rtol, bool allow_non_finite);
 
 }  // namespace torchship

@@ -6,8 +6,10 @@
 #include <CLI/CLI.hpp>
 #include <torch/script.h>
 
+#include <charconv>
 #include <cstdio>
 #include <iostream>
+#include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -27,16 +29,22 @@ constexpr const char* kProgram = "torchship-run";
 // Exit codes: 1 for a failed run or check, 2 for a command line that makes no sense.
 constexpr int kExitFailure = 1;
 constexpr int kExitUsage = 2;
+// Bounds of the numeric options: far above any sensible use, far below an overflow.
+constexpr int kMaxThreads = 1024;
+constexpr int64_t kMaxIterations = 10'000'000;
 
 struct Options {
   std::string model_path;
   std::string inputs_path, output_path, samples_path;
   std::optional<double> atol, rtol;
-  int64_t bench_iterations = 0, warmup = 10, batch = 1;
-  std::vector<std::string> int_values;
+  int64_t bench_iterations = 0, warmup = 10;
+  std::optional<int64_t> batch;
+  std::vector<std::string> int_values, shape_values;
   std::map<std::string, int64_t> ints;  // parsed from int_values
+  AxisSizes sizes;                      // parsed from shape_values and batch
   std::string device = "cpu";
-  std::optional<uint64_t> seed;
+  std::optional<std::string> seed_text;
+  std::optional<uint64_t> seed;  // parsed from seed_text
   int threads = 0;
   bool allow_non_finite = false, json = false;
 };
@@ -45,38 +53,60 @@ void print_error(const std::string& message) {
   std::cerr << kProgram << ": error: " << message.substr(0, message.find('\n')) << std::endl;
 }
 
-// "depth=2" pairs from --int.
-std::map<std::string, int64_t> parse_ints(const std::vector<std::string>& pairs) {
-  std::map<std::string, int64_t> ints;
+// The whole of `text` as an integer of type T; nullopt for anything else (a sign where
+// T has none, a value out of T's range, trailing characters).
+template <typename T>
+std::optional<T> parse_integer(const std::string& text) {
+  T value{};
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (error != std::errc() || end != text.data() + text.size()) return std::nullopt;
+  return value;
+}
+
+// "depth=2" pairs from --int, "sequence=128" from --shape (sizes: `min` 0).
+std::map<std::string, int64_t> parse_pairs(const std::string& option, const std::vector<std::string>& pairs,
+                                           int64_t min) {
+  std::map<std::string, int64_t> values;
   for (const auto& pair : pairs) {
     const auto eq = pair.find('=');
-    size_t used = 0;
-    int64_t value = 0;
-    try {
-      if (eq == std::string::npos || eq == 0) throw std::invalid_argument(pair);
-      value = std::stoll(pair.substr(eq + 1), &used);
-    } catch (const std::exception&) {
-      used = std::string::npos;
+    const auto value = eq == std::string::npos ? std::nullopt : parse_integer<int64_t>(pair.substr(eq + 1));
+    if (eq == 0 || !value || *value < min) {
+      throw CLI::ValidationError(option, "expected NAME=" + std::string(min == 0 ? "SIZE" : "INTEGER") + ", got '" + pair + "'");
     }
-    if (used != pair.size() - eq - 1) throw CLI::ValidationError("--int", "expected NAME=INTEGER, got '" + pair + "'");
-    ints[pair.substr(0, eq)] = value;
+    values[pair.substr(0, eq)] = *value;
   }
-  return ints;
+  return values;
+}
+
+// --shape pairs, with --batch N as the shorthand of --shape batch=N.
+AxisSizes parse_sizes(const Options& options) {
+  auto sizes = parse_pairs("--shape", options.shape_values, 0);
+  if (options.batch) {
+    if (sizes.count("batch")) throw CLI::ValidationError("--batch", "--shape batch=... sizes the same axis; give one");
+    sizes["batch"] = *options.batch;
+  }
+  return sizes;
+}
+
+// libtorch's seeds are uint64: refuse what does not fit instead of wrapping it around.
+std::optional<uint64_t> parse_seed(const std::optional<std::string>& text) {
+  if (!text) return std::nullopt;
+  const auto seed = parse_integer<uint64_t>(*text);
+  if (!seed) throw CLI::ValidationError("--seed", "expected an integer in 0..18446744073709551615, got '" + *text + "'");
+  return seed;
 }
 
 int run_inputs(LoadedModel& model, const Options& options) {
-  const auto inputs = as_input_list(read_torch_save(options.inputs_path), options.inputs_path);
-  model.contract.validate(inputs, options.allow_non_finite);
+  const auto feed = model.contract.check_inputs(read_torch_save(options.inputs_path), options.allow_non_finite);
   // Seeded here, after load (whose warm-up call draws random inputs), so a model that
   // draws (DynamicNet without a depth) draws what torch.manual_seed(S) + forward draws in Python.
   if (options.seed) torch::manual_seed(*options.seed);
-  write_torch_save(options.output_path, run_forward(model, inputs));
+  write_torch_save(options.output_path, output_dict(run_forward(model, feed)));
   return 0;
 }
 
 int run_check(LoadedModel& model, const Options& options) {
-  const auto report = check_samples(model, options.samples_path, options.atol.value_or(model.contract.atol),
-                                    options.rtol.value_or(model.contract.rtol), options.allow_non_finite);
+  const auto report = check_samples(model, options.samples_path, options.atol, options.rtol, options.allow_non_finite);
   if (options.json) {
     std::cout << report.to_json().dump() << std::endl;
   } else {
@@ -92,11 +122,11 @@ int run_check(LoadedModel& model, const Options& options) {
 }
 
 int run_bench(LoadedModel& model, const Options& options) {
-  const auto result = bench(model, options.batch, options.bench_iterations, options.warmup, options.ints);
+  const auto result = bench(model, options.sizes, options.bench_iterations, options.warmup, options.ints);
   if (options.json) {
     nlohmann::json out = {
         {"model", model.contract.model}, {"device", model.device.str()}, {"threads", at::get_num_threads()},
-        {"batch", result.batch}, {"iterations", result.iterations}, {"warmup", result.warmup},
+        {"batch", result.rows}, {"axes", result.axes}, {"iterations", result.iterations}, {"warmup", result.warmup},
         {"load_ms", model.load_ms}, {"integrity_ms", model.integrity_ms},
         {"first_call_us", result.first_call_us}, {"median_us", result.median_us},
         {"p90_us", result.p90_us}, {"p99_us", result.p99_us}, {"throughput", result.throughput},
@@ -104,10 +134,11 @@ int run_bench(LoadedModel& model, const Options& options) {
     std::cout << out.dump() << std::endl;
     return 0;
   }
-  std::printf("%s on %s, batch %lld, %d threads, %lld iterations after %lld warm-up\n",
-              model.contract.model.c_str(), model.device.str().c_str(), static_cast<long long>(result.batch),
-              at::get_num_threads(), static_cast<long long>(result.iterations),
-              static_cast<long long>(result.warmup));
+  std::string shape;
+  for (const auto& [axis, size] : result.axes) shape += (shape.empty() ? "" : ", ") + axis + " " + std::to_string(size);
+  std::printf("%s on %s, %s, %d threads, %lld iterations after %lld warm-up\n", model.contract.model.c_str(),
+              model.device.str().c_str(), shape.empty() ? "fixed shapes" : shape.c_str(), at::get_num_threads(),
+              static_cast<long long>(result.iterations), static_cast<long long>(result.warmup));
   std::printf("  load        %10.1f ms (integrity checks %.1f ms)\n", model.load_ms, model.integrity_ms);
   std::printf("  first call  %10.1f us\n", result.first_call_us);
   std::printf("  median      %10.1f us\n  p90         %10.1f us\n  p99         %10.1f us\n", result.median_us,
@@ -131,15 +162,15 @@ int main(int argc, char** argv) {
       ->check(CLI::ExistingFile);
 
   auto* inputs = app.add_option("--inputs", options.inputs_path,
-                                "File written by torch.save: one tensor, or a tuple/list of tensors and ints")
+                                "File written by torch.save: a dict {input name: value}, a list/tuple in input order, or one tensor")
                      ->check(CLI::ExistingFile)
                      ->type_name("IN")
                      ->group("Run once");
-  auto* output = app.add_option("--output", options.output_path, "Where to write the output tensor (torch.load reads it)")
+  auto* output = app.add_option("--output", options.output_path, "Where to write the outputs, a dict {output name: tensor} (torch.load reads it)")
                      ->type_name("OUT")
                      ->group("Run once");
-  app.add_option("--seed", options.seed,
-                 "Seed libtorch's generator just before forward, as torch.manual_seed does in Python")
+  app.add_option("--seed", options.seed_text,
+                 "Seed libtorch's generator just before forward, as torch.manual_seed does in Python (0..2^64-1)")
       ->needs(inputs)->type_name("S")->group("Run once");
   inputs->needs(output);
   output->needs(inputs);
@@ -149,26 +180,29 @@ int main(int argc, char** argv) {
                     ->check(CLI::ExistingFile)
                     ->type_name("SAMPLES")
                     ->group("Check");
-  app.add_option("--atol", options.atol, "Absolute tolerance [default: the manifest's]")
+  app.add_option("--atol", options.atol, "Absolute tolerance for every output [default: the contract's]")
       ->check(CLI::NonNegativeNumber)->needs(check)->group("Check");
-  app.add_option("--rtol", options.rtol, "Relative tolerance [default: the manifest's]")
+  app.add_option("--rtol", options.rtol, "Relative tolerance for every output [default: the contract's]")
       ->check(CLI::NonNegativeNumber)->needs(check)->group("Check");
 
   auto* bench_opt = app.add_option("--bench", options.bench_iterations, "Time N iterations on random inputs")
-                        ->check(CLI::PositiveNumber)
+                        ->check(CLI::Range(int64_t{1}, kMaxIterations))
                         ->type_name("N")
                         ->group("Benchmark");
   app.add_option("--warmup", options.warmup, "Untimed iterations after the first call")
-      ->capture_default_str()->check(CLI::NonNegativeNumber)->needs(bench_opt)->group("Benchmark");
-  app.add_option("--batch", options.batch, "Rows per call")
-      ->capture_default_str()->check(CLI::NonNegativeNumber)->needs(bench_opt)->group("Benchmark");
+      ->capture_default_str()->check(CLI::Range(int64_t{0}, kMaxIterations))->needs(bench_opt)->group("Benchmark");
+  app.add_option("--shape", options.shape_values,
+                 "Size of a dynamic axis, AXIS=SIZE, repeatable [default: each axis's minimum, at least 1]")
+      ->type_name("AXIS=SIZE")->needs(bench_opt)->group("Benchmark");
+  app.add_option("--batch", options.batch, "Shorthand for --shape batch=N")
+      ->check(CLI::NonNegativeNumber)->needs(bench_opt)->group("Benchmark");
   app.add_option("--int", options.int_values, "Value of an int input, NAME=VALUE [default: its lowest value]")
       ->type_name("NAME=VALUE")
       ->needs(bench_opt)->group("Benchmark");
 
   app.add_option("--device", options.device, "cpu, cuda or cuda:N")->capture_default_str();
-  app.add_option("--threads", options.threads, "Intra-op threads [default: libtorch's, one per core]")
-      ->check(CLI::PositiveNumber);
+  app.add_option("--threads", options.threads, "Intra-op threads, 1..1024 [default: libtorch's, one per core]")
+      ->check(CLI::Range(1, kMaxThreads));
   app.add_flag("--allow-non-finite", options.allow_non_finite, "Run even when an input holds NaN or Inf");
   app.add_flag("--json", options.json, "Print the --check or --bench result as one line of JSON");
 
@@ -181,7 +215,9 @@ int main(int argc, char** argv) {
       throw CLI::ValidationError("choose what to do: --inputs IN --output OUT, --check SAMPLES or --bench N");
     }
     if (options.json && inputs->count()) throw CLI::ValidationError("--json applies to --check and --bench");
-    options.ints = parse_ints(options.int_values);
+    options.ints = parse_pairs("--int", options.int_values, std::numeric_limits<int64_t>::min());
+    options.sizes = parse_sizes(options);
+    options.seed = parse_seed(options.seed_text);
   } catch (const CLI::Success& e) {
     return app.exit(e);  // --help
   } catch (const CLI::ParseError& e) {

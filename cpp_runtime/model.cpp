@@ -5,6 +5,8 @@
 #include <torch/csrc/jit/runtime/graph_executor.h>
 #include <torch/csrc/jit/passes/frozen_linear_transpose.h>
 #include <torch/csrc/jit/passes/frozen_ops_to_mkldnn.h>
+#include <torch/csrc/jit/serialization/export.h>
+#include <torch/csrc/jit/serialization/pickler.h>
 
 #include <chrono>
 #include <cstdio>
@@ -27,7 +29,7 @@ double ms_since(std::chrono::steady_clock::time_point start) {
 
 std::string first_line(const std::string& text) { return text.substr(0, text.find('\n')); }
 
-// From this batch size on, run_forward takes the large-batch plan (see LoadedModel).
+// From this size of the leading axis on, run_forward takes the large-batch plan (see LoadedModel).
 constexpr int64_t kLargeBatch = 8;
 
 // Freezing inlines the weights as constants, which the passes below rewrite.
@@ -48,11 +50,43 @@ torch::jit::Module large_batch_plan(const torch::jit::Module& module) {
   return *plan;
 }
 
-int64_t batch_of(const std::vector<c10::IValue>& inputs) {
-  for (const auto& value : inputs) {
-    if (value.isTensor() && value.toTensor().dim() > 0) return value.toTensor().size(0);
-  }
-  return 1;
+bool takes_large_plan(const LoadedModel& model, const Feed& feed) {
+  const auto size = feed.axes.find(model.plan_axis);
+  return size != feed.axes.end() && size->second >= kLargeBatch;
+}
+
+// One call per plan at load builds its execution plan and oneDNN primitives, so the
+// caller's first call costs a few times a steady one instead of milliseconds. The calls
+// also prove that the model returns what its contract declares.
+void warm_up(LoadedModel& model) {
+  run_forward(model, model.contract.random_inputs(/*sizes=*/{}, /*scalars=*/{}));
+  if (model.plan_axis.empty()) return;
+  const auto& range = model.contract.axes.at(model.plan_axis);
+  if (range.max < kLargeBatch) return;
+  run_forward(model, model.contract.random_inputs({{model.plan_axis, std::max(kLargeBatch, range.min)}}, {}));
+}
+
+// torch::pickle_save tags every dict and list with torch.jit._pickle.restore_type_tag,
+// a global that Python's torch.load refuses by default (weights_only=True). This writes
+// the same archive without the tags, as torch.save does.
+std::vector<char> pickle_untagged(const c10::IValue& value) {
+  std::vector<char> pickle;
+  torch::jit::Pickler pickler(
+      [&](const char* bytes, size_t size) { pickle.insert(pickle.end(), bytes, bytes + size); },
+      /*tensor_table=*/nullptr, /*type_renamer=*/nullptr, /*memoized_class_types=*/nullptr,
+      /*get_tensor_id=*/nullptr, /*tag_aggregates=*/false);
+  pickler.protocol();
+  pickler.pushIValue(value);
+  pickler.stop();
+  std::vector<char> archive;
+  caffe2::serialize::PyTorchStreamWriter writer([&](const void* data, size_t size) {
+    const auto* bytes = static_cast<const char*>(data);
+    archive.insert(archive.end(), bytes, bytes + size);
+    return size;
+  });
+  torch::jit::writeArchiveAndTensors("data", pickle.data(), pickle.size(), pickler.tensorData(), writer);
+  writer.writeEndOfFile();
+  return archive;
 }
 
 }  // namespace
@@ -98,34 +132,44 @@ LoadedModel load_model(const std::string& path, const torch::Device& device) {
   if (extra["manifest.json"].empty()) {
     throw UserError(path + ": has no embedded manifest.json, so its inputs cannot be checked; " + kReexport);
   }
-  model.contract = Contract::parse(extra["manifest.json"]);
+  try {
+    model.contract = Contract::parse(extra["manifest.json"]);
+  } catch (const UserError& e) {
+    throw UserError(path + ": " + e.what() + "; " + kReexport);
+  }
+  model.plan_axis = model.contract.leading_axis();
   model.device = device;
   model.module.eval();
   model.large_batch_module = device.is_cpu() ? large_batch_plan(model.module) : model.module;
   model.module = frozen(model.module).value_or(model.module);
-  // One call per plan at load builds its execution plan and oneDNN primitives, so the
-  // caller's first call costs a few times a steady one instead of milliseconds.
-  run_forward(model, model.contract.random_inputs(/*batch=*/1, /*ints=*/{}));
-  run_forward(model, model.contract.random_inputs(/*batch=*/kLargeBatch, /*ints=*/{}));
+  warm_up(model);
   model.load_ms = ms_since(start);
   return model;
 }
 
-torch::Tensor run_forward(LoadedModel& model, const std::vector<c10::IValue>& inputs) {
+NamedOutputs run_forward(LoadedModel& model, const Feed& feed) {
   c10::InferenceMode guard;
-  std::vector<c10::IValue> feed;
-  feed.reserve(inputs.size());
-  for (const auto& value : inputs) {
-    feed.push_back(value.isTensor() ? c10::IValue(value.toTensor().to(model.device)) : value);
+  // Positional up to the first absent optional input; the later ones by name, so that
+  // forward's own defaults fill the gap.
+  std::vector<c10::IValue> stack;
+  torch::jit::Kwargs kwargs;
+  for (size_t i = 0; i < feed.values.size(); ++i) {
+    const auto& value = feed.values[i];
+    if (value.isNone()) continue;
+    const auto moved = value.isTensor() ? c10::IValue(value.toTensor().to(model.device)) : value;
+    if (stack.size() == i) {
+      stack.push_back(moved);
+    } else {
+      kwargs.emplace(model.contract.inputs[i].name, moved);
+    }
   }
-  const bool large = batch_of(feed) >= kLargeBatch;
+  const bool large = takes_large_plan(model, feed);
   // Small batches run plain ATen kernels: oneDNN's per-call setup dominates tiny convolutions.
   at::globalContext().setUserEnabledMkldnn(large || !model.device.is_cpu());
-  const auto output = (large ? model.large_batch_module : model.module).forward(feed);
-  if (!output.isTensor()) {
-    throw UserError("the model returned " + std::string(output.tagKind()) + "; torchship-run expects one tensor");
-  }
-  return output.toTensor().to(torch::kCPU);
+  auto& module = large ? model.large_batch_module : model.module;
+  auto outputs = model.contract.check_outputs(module.get_method("forward")(std::move(stack), kwargs), feed.axes);
+  for (auto& output : outputs) output.second = output.second.to(torch::kCPU);
+  return outputs;
 }
 
 c10::IValue read_torch_save(const std::string& path, const std::string& fix) {
@@ -141,7 +185,7 @@ c10::IValue read_torch_save(const std::string& path, const std::string& fix) {
 }
 
 void write_torch_save(const std::string& path, const c10::IValue& value) {
-  const std::vector<char> bytes = torch::pickle_save(value);
+  const std::vector<char> bytes = pickle_untagged(value);
   const std::string temp = path + "." + std::to_string(::getpid()) + ".tmp";
   {
     std::ofstream out(temp, std::ios::binary | std::ios::trunc);
@@ -160,11 +204,10 @@ void write_torch_save(const std::string& path, const c10::IValue& value) {
   }
 }
 
-std::vector<c10::IValue> as_input_list(const c10::IValue& value, const std::string& path) {
-  if (value.isTensor()) return {value};
-  if (value.isTuple()) return value.toTupleRef().elements().vec();
-  if (value.isList()) return value.toListRef().vec();
-  throw UserError(path + ": expected a tensor or a tuple/list of inputs, got " + std::string(value.tagKind()));
+c10::Dict<std::string, at::Tensor> output_dict(const NamedOutputs& outputs) {
+  c10::Dict<std::string, at::Tensor> dict;
+  for (const auto& [name, tensor] : outputs) dict.insert(name, tensor);
+  return dict;
 }
 
 }  // namespace torchship

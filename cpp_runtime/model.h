@@ -10,7 +10,8 @@
 
 namespace torchship {
 
-// Two plans of one frozen module, picked per call by batch size (CPU only). Measured on
+// Two plans of one frozen module, picked per call by the size of the contract's leading
+// axis (the first dynamic axis of the first tensor input, the batch), CPU only. Measured on
 // 2 cores: the ConvNet at batch 1 runs in 81 us with plain ATen kernels but 181 us with
 // oneDNN's weight layouts, which win from batch 8 on (64: 661 vs 2238 us); transposed
 // Linear weights help the MLPs from batch 4 on and cost 15-30% at batch 1.
@@ -18,6 +19,7 @@ struct LoadedModel {
   torch::jit::Module module;              // frozen; oneDNN off while it runs
   torch::jit::Module large_batch_module;  // frozen + oneDNN layouts + transposed Linears
   Contract contract;
+  std::string plan_axis;  // Contract::leading_axis(): its size picks the plan
   torch::Device device{torch::kCPU};
   double integrity_ms = 0;  // zip CRC + sidecar sha256 checks
   double load_ms = 0;       // everything, integrity checks included
@@ -30,8 +32,9 @@ torch::Device resolve_device(const std::string& name);
 // fast inference on `device`.
 LoadedModel load_model(const std::string& path, const torch::Device& device);
 
-// Runs forward on `inputs` (already validated) and returns the output on the CPU.
-torch::Tensor run_forward(LoadedModel& model, const std::vector<c10::IValue>& inputs);
+// Runs forward on a checked feed and returns its outputs, checked against the contract
+// (ContractError otherwise), flattened and on the CPU.
+NamedOutputs run_forward(LoadedModel& model, const Feed& feed);
 
 // A file written by Python's torch.save, verified like an archive first; `fix` ends
 // the message when it is refused.
@@ -40,7 +43,8 @@ c10::IValue read_torch_save(const std::string& path, const std::string& fix = "r
 // Writes `value` so that Python's torch.load reads it; atomically (temp + rename).
 void write_torch_save(const std::string& path, const c10::IValue& value);
 
-// The positional inputs in a torch.save file: one tensor, or a tuple/list.
-std::vector<c10::IValue> as_input_list(const c10::IValue& value, const std::string& path);
+// The outputs as a dict {output name: tensor} in contract order (c10::Dict keeps the
+// insertion order, and torch.load reads it back as a Python dict in that order).
+c10::Dict<std::string, at::Tensor> output_dict(const NamedOutputs& outputs);
 
 }  // namespace torchship
