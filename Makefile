@@ -29,6 +29,7 @@ demo: build
 	$(BIN)/verify-model all --artifacts $(ARTIFACTS)
 
 test: build
+	ctest --test-dir $(BUILD) --output-on-failure
 	$(BIN)/pytest
 
 bench: build
