@@ -4,6 +4,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from torchship.compat import check_artifact_torch
 from torchship.errors import ArtifactError
 from torchship.export.schema_check import check_manifest
 from torchship.models import get_spec
@@ -14,6 +15,7 @@ MANIFEST = "manifest.json"
 SAMPLES = "samples.pt"
 FILES = {"torchscript": "model.torchscript.pt", "onnx": "model.onnx"}
 FORMATS = tuple(FILES)
+COMPAT_FORMATS = {"aoti": "pt2"}  # torchship.compat's name for a format, where it differs
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,7 @@ class Artifact:
                             f"run 'export-model {name} --format {fmt}' first")
         path = self.folder / self.manifest["formats"][fmt]["file"]
         check_integrity(path, self.manifest["formats"][fmt]["sha256"], f"export-model {name} --format {fmt}")
+        check_artifact_torch(self.manifest["versions"]["torch"], str(path), fmt=COMPAT_FORMATS.get(fmt, fmt))
         return path
 
     def samples(self) -> Path:

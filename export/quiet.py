@@ -1,6 +1,6 @@
 """Keep torch's deprecation chatter out of the user's face: collect it, summarise once.
 
-torch 2.13 deprecates torch.jit; TorchScript is still the format libtorch loads, so
+torch deprecates torch.jit (since 2.11); TorchScript is still a format libtorch loads, so
 every export would otherwise print the same paragraphs. The ONNX exporter also prints
 its progress to stdout, where it would mix with our tables and --json output.
 """
@@ -41,5 +41,5 @@ def summary() -> str | None:
     kinds = ", ".join(f"{n} {name}" for name, n in _seen.most_common())
     total = sum(_seen.values())
     _seen.clear()
-    return (f"note: {total} torch warnings suppressed ({kinds}); torch 2.13 deprecates "
-            "torch.jit, which stays the format libtorch loads")
+    return (f"note: {total} torch warnings suppressed ({kinds}); torch deprecates torch.jit "
+            "since 2.11, which stays a format libtorch loads")
