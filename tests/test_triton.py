@@ -219,6 +219,29 @@ def _fresh(contract: dict, batch: int, generator) -> dict:
     return feed
 
 
+def test_torchscript_backend_serves_dynamicnet_with_and_without_depth(exported: Path, tmp_path: Path):
+    """serve-model --backend torchscript: depth is optional there (forward() draws one when it is absent)."""
+    from torchship.export.triton.server import TritonServer
+
+    install = _install()
+    repository = tmp_path / "models"
+    serving_repository(exported, ["dynamicnet"], repository, backend="torchscript")
+    assert "optional: true" in (repository / "dynamicnet/config.pbtxt").read_text()
+    artifact = _artifact(exported, "dynamicnet")
+    eager = BACKENDS["eager"]().load(artifact)
+    with TritonServer(repository, install=install) as server:
+        client = connect("grpc", server.grpc_url)
+        try:
+            for depth in range(4):
+                feed = {"x": torch.randn(5, 1000), "depth": depth}
+                assert same_as(artifact.contract, infer("grpc", client, "dynamicnet", artifact.contract, feed),
+                               eager.run(feed))
+            drawn = infer("grpc", client, "dynamicnet", artifact.contract, {"x": torch.randn(2, 1000)})
+            assert drawn["y"].shape == (2, 10)
+        finally:
+            client.close()
+
+
 MALFORMED = [  # (model, feed edit, words in the error, torchship's own message?)
     ("twolayernet", {"z": torch.zeros(2, 1000)}, "unexpected inference input 'z'", False),
     ("twolayernet", {"x": torch.zeros(2, 999)}, "unexpected shape for input 'x'", False),
@@ -395,5 +418,6 @@ def test_serve_model_answers_health_and_stops_cleanly(exported: Path, sig):
             process.kill()
             process.communicate()
     assert process.returncode == 0, output
-    assert "serving twolayernet" in output and "tritonserver stopped" in output
+    assert "twolayernet: 2 golden samples over HTTP and gRPC match eager" in output  # --check, the default
+    assert "serving twolayernet" in output and "tritonserver stopped (exit code 0)" in output
     assert "Traceback" not in output

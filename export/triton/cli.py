@@ -97,9 +97,11 @@ def check_command(repository: Path) -> None:
 @click.option("--repository", type=click.Path(file_okay=False, path_type=Path),
               help="Where to write the serving repository [default: a temporary folder].")
 @click.option("--log", type=click.Path(dir_okay=False, path_type=Path), help="tritonserver's log file.")
+@click.option("--check/--no-check", default=True, show_default=True,
+              help="Before serving: every golden sample through HTTP and gRPC, compared with eager.")
 @artifacts_option
 def serve_command(names, backend, http_port, grpc_port, max_batch, instances, device, queue_delay_us, threads,
-                  repository, log, artifacts) -> None:
+                  repository, log, check, artifacts) -> None:
     """Serve exported NAME... (or all) with a real tritonserver on 127.0.0.1 until Ctrl-C or SIGTERM.
 
     Each model is a Triton Python-backend model running a torchship backend, which checks
@@ -125,6 +127,8 @@ def serve_command(names, backend, http_port, grpc_port, max_batch, instances, de
         with console.status(f"starting tritonserver with {', '.join(models)} ({backend})"):
             server.start()
         try:
+            if check:
+                parity_check(server, artifacts, models)
             console.print(f"serving {', '.join(models)} ({backend}): HTTP {server.http_url}, gRPC {server.grpc_url}")
             console.print(f"  curl -s {server.http_url}/v2/health/ready; "
                           f"curl -s {server.http_url}/v2/models/{models[0]}/config")
@@ -144,3 +148,40 @@ def serve_command(names, backend, http_port, grpc_port, max_batch, instances, de
             signal.signal(s, handler)
         if tmp is not None:
             tmp.cleanup()
+
+
+def parity_check(server, artifacts: Path, models: list[str]) -> None:
+    """Every golden sample the server accepts (batch within max_batch_size), over HTTP and gRPC,
+    against eager's outputs in samples.pt; a mismatch is an error (the server is stopped)."""
+    import torch
+
+    from torchship.errors import TorchshipError
+    from torchship.export.artifact import Artifact
+    from torchship.export.samples import load_samples
+    from torchship.export.triton.client import connect, infer, same_as
+
+    for name in models:
+        artifact = Artifact.open(artifacts, name)
+        contract = artifact.contract
+        clients = {"http": connect("http", server.http_url), "grpc": connect("grpc", server.grpc_url)}
+        limit = clients["http"].get_model_config(name).get("max_batch_size", 0)
+        cases = [c for c in load_samples(artifact.samples())
+                 if not limit or all(v.shape[0] <= limit for v in c.inputs.values() if isinstance(v, torch.Tensor))]
+        worst = 0.0
+        try:
+            for protocol, client in clients.items():
+                for case in cases:
+                    try:
+                        got = infer(protocol, client, name, contract, case.inputs)
+                    except Exception as e:  # noqa: BLE001 - tritonclient's errors carry the server's words
+                        raise TorchshipError(f"{name}: golden sample {case.name} over {protocol}: {e}") from None
+                    if not same_as(contract, got, case.outputs):
+                        raise TorchshipError(f"{name}: golden sample {case.name} over {protocol} differs from "
+                                             f"eager beyond the contract's tolerance")
+                    worst = max([worst, *((got[k].double() - v.double()).abs().max().item()
+                                          for k, v in case.outputs.items() if v.numel())])
+        finally:
+            for client in clients.values():
+                client.close()
+        console.print(f"{name}: {len(cases)} golden samples over HTTP and gRPC match eager "
+                      f"(max abs error {worst:.1e})")

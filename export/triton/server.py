@@ -39,7 +39,7 @@ from pathlib import Path
 from torchship.errors import TorchshipError
 
 READY_TIMEOUT_S = 180.0
-EXIT_TIMEOUT_S = 5  # Triton waits this long for in-flight requests and open HTTP connections
+EXIT_TIMEOUT_S = 15  # Triton waits this long for in-flight requests, open HTTP connections and model unloads
 
 
 class ServerError(TorchshipError):
