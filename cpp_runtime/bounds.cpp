@@ -3,6 +3,7 @@
 #include <zip.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -27,6 +28,11 @@ constexpr std::uint64_t kMaxPickleBytes = 256u << 20;
 constexpr size_t kMaxStack = 1u << 20;
 // Strings are kept only as far as the checks need them (storage keys, dtype names).
 constexpr size_t kKeepChars = 256;
+// TorchScript source in an archive (code/**.py) is compiled by recursive descent: a
+// statement with thousands of operators or brackets exhausts the stack (SIGSEGV from
+// about 10,000 on an 8 MB stack). Serialised code has a handful per statement.
+constexpr int kMaxOperatorsPerStatement = 1000;
+constexpr size_t kMaxIndent = 1024;
 // Largest element count of one tensor (2^62): beyond it numel * itemsize overflows.
 constexpr __int128 kMaxElements = static_cast<__int128>(1) << 62;
 
@@ -76,6 +82,23 @@ std::int64_t storage_itemsize(const std::string& module, const std::string& name
       {"Float8_e5m2fnuzStorage", 1}, {"Float8_e4m3fnuzStorage", 1}, {"Float8_e8m0fnuStorage", 1},
       {"UntypedStorage", 1},      {"Bits8Storage", 1},        {"Bits16Storage", 2},
   };
+  if (module == "torch.storage" && name == "UntypedStorage") return 1;  // _rebuild_tensor_v3's storages
+  if (module != "torch") return 0;
+  const auto it = kSizes.find(name);
+  return it == kSizes.end() ? 0 : it->second;
+}
+
+// Element sizes of torch dtypes as pickled (torch.<name>), for _rebuild_tensor_v3.
+std::int64_t dtype_itemsize(const std::string& module, const std::string& name) {
+  static const std::map<std::string, std::int64_t> kSizes = {
+      {"float64", 8}, {"double", 8}, {"float32", 4}, {"float", 4}, {"float16", 2}, {"half", 2},
+      {"bfloat16", 2}, {"int64", 8}, {"long", 8}, {"int32", 4}, {"int", 4}, {"int16", 2},
+      {"short", 2}, {"int8", 1}, {"uint8", 1}, {"bool", 1}, {"uint16", 2}, {"uint32", 4},
+      {"uint64", 8}, {"complex128", 16}, {"cdouble", 16}, {"complex64", 8}, {"cfloat", 8},
+      {"complex32", 4}, {"chalf", 4}, {"float8_e5m2", 1}, {"float8_e4m3fn", 1}, {"float8_e5m2fnuz", 1},
+      {"float8_e4m3fnuz", 1}, {"float8_e8m0fnu", 1}, {"quint8", 1}, {"qint8", 1}, {"qint32", 4},
+      {"bits8", 1}, {"bits16", 2},
+  };
   if (module != "torch") return 0;
   const auto it = kSizes.find(name);
   return it == kSizes.end() ? 0 : it->second;
@@ -83,7 +106,7 @@ std::int64_t storage_itemsize(const std::string& module, const std::string& name
 
 std::string shown(const std::string& text) {
   std::string out;
-  for (char c : text.substr(0, 60)) out += (c >= 32 && c < 127) ? c : '?';
+  for (char c : text.substr(0, 160)) out += (c >= 32 && c < 127) ? c : '?';
   return out;
 }
 
@@ -253,7 +276,7 @@ class Machine {
   }
 
   // _rebuild_tensor_v2(storage, offset, size, stride, ...): the view must stay inside.
-  void check_tensor_view(const Node& args, const std::string& function) {
+  void check_tensor_view(const Node& args, const std::string& function, std::int64_t element_size = 0) {
     const auto& it = args.items;
     if (it.size() < 4) refuse(function + " with " + std::to_string(it.size()) + " arguments, not at least 4");
     if (it[0].kind != Kind::Storage) refuse(function + " of something that is not a storage");
@@ -278,12 +301,15 @@ class Machine {
       extent += static_cast<__int128>(size == 0 ? 0 : size - 1) * stride;
       if (extent > kMaxElements) refuse("has a tensor whose strides reach past 2^62 elements");
     }
-    const __int128 end = static_cast<__int128>(offset) + (empty ? 0 : extent);
-    if (end > storage.i) {
-      const auto bytes = [&](__int128 n) { return std::to_string(static_cast<long long>(n * storage.itemsize)); };
+    // In bytes: _rebuild_tensor_v3 views an untyped storage as another dtype.
+    const std::int64_t itemsize = element_size > 0 ? element_size : storage.itemsize;
+    const __int128 end = (static_cast<__int128>(offset) + (empty ? 0 : extent)) * itemsize;
+    const __int128 holds = static_cast<__int128>(storage.i) * storage.itemsize;
+    if (end > holds) {
       refuse("has a tensor whose view (offset " + std::to_string(offset) + ", extent " +
-             std::to_string(static_cast<long long>(empty ? 0 : extent)) + " elements) reaches byte " + bytes(end) +
-             " of storage '" + shown(storage.a) + "', which holds " + bytes(storage.i) + " bytes");
+             std::to_string(static_cast<long long>(empty ? 0 : extent)) + " elements) reaches byte " +
+             std::to_string(static_cast<long long>(end)) + " of storage '" + shown(storage.a) + "', which holds " +
+             std::to_string(static_cast<long long>(holds)) + " bytes");
     }
   }
 
@@ -291,6 +317,13 @@ class Machine {
     const Node& tuple = tuple_of(args, "REDUCE's argument");
     if (callable.kind == Kind::Global && callable.a == "torch._utils") {
       const std::string& name = callable.b;
+      if (name == "_rebuild_tensor_v3") {  // (storage, offset, size, stride, grad, hooks, dtype, ...)
+        if (tuple.items.size() < 7 || tuple.items[6].kind != Kind::Global) refuse(name + " without a dtype");
+        const std::int64_t size = dtype_itemsize(tuple.items[6].a, tuple.items[6].b);
+        if (size == 0) refuse("has a tensor of unknown dtype " + shown(tuple.items[6].a + "." + tuple.items[6].b));
+        check_tensor_view(tuple, name, size);
+        return new_node(NodeKind::Tensor, {args});
+      }
       if (name == "_rebuild_tensor_v2" || name == "_rebuild_tensor" || name == "_rebuild_qtensor") {
         check_tensor_view(tuple, name);
         return new_node(NodeKind::Tensor, {args});
@@ -495,6 +528,73 @@ class Machine {
   }
 };
 
+bool is_operator_char(char c) { return std::strchr("+-*/%&|^~<>=!@", c) != nullptr && c != '\0'; }
+
+// Bracket depth, operators per statement and indentation of TorchScript source.
+void check_code_bounds(const std::string& text) {
+  int depth = 0, operators = 0;
+  size_t line = 1;
+  bool line_start = true;
+  size_t indent = 0;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (line_start) {
+      if (c == ' ' || c == '\t') {
+        if (++indent > kMaxIndent) refuse("indents line " + std::to_string(line) + " deeper than " + std::to_string(kMaxIndent) + " columns");
+        continue;
+      }
+      line_start = false;
+    }
+    if (c == '\n') {
+      ++line;
+      line_start = true;
+      indent = 0;
+      if (depth == 0) operators = 0;  // a statement ends at a newline outside brackets
+      continue;
+    }
+    if (c == '#') {  // comment to the end of the line
+      while (i + 1 < text.size() && text[i + 1] != '\n') ++i;
+      continue;
+    }
+    if (c == '"' || c == '\'') {  // a string literal, triple-quoted or not
+      const bool triple = text.compare(i, 3, std::string(3, c)) == 0;
+      const std::string close = triple ? std::string(3, c) : std::string(1, c);
+      size_t j = i + close.size();
+      while (j < text.size() && text.compare(j, close.size(), close) != 0) {
+        if (text[j] == '\\') ++j;
+        if (j < text.size() && text[j] == '\n') ++line;
+        ++j;
+      }
+      i = std::min(text.size(), j + close.size()) - 1;
+      continue;
+    }
+    if (c == '(' || c == '[' || c == '{') {
+      if (++depth > kMaxNestingDepth) {
+        refuse("nests brackets deeper than " + std::to_string(kMaxNestingDepth) + " levels on line " + std::to_string(line));
+      }
+    } else if (c == ')' || c == ']' || c == '}') {
+      if (depth > 0) --depth;
+    } else if (c == ';' && depth == 0) {
+      operators = 0;
+    } else if (is_operator_char(c) || ((c == 'a' || c == 'o' || c == 'n' || c == 'i' || c == 'e') &&
+                                       (i == 0 || !(std::isalnum(static_cast<unsigned char>(text[i - 1])) || text[i - 1] == '_')))) {
+      bool counted = is_operator_char(c);
+      if (!counted) {  // and, or, not, if, else, is, in: keywords that chain like operators
+        size_t j = i;
+        while (j < text.size() && (std::isalnum(static_cast<unsigned char>(text[j])) || text[j] == '_')) ++j;
+        const std::string word = text.substr(i, j - i);
+        counted = word == "and" || word == "or" || word == "not" || word == "if" || word == "else" ||
+                  word == "is" || word == "in";
+        i = j - 1;
+      }
+      if (counted && ++operators > kMaxOperatorsPerStatement) {
+        refuse("has a statement with more than " + std::to_string(kMaxOperatorsPerStatement) +
+               " operators ending on line " + std::to_string(line));
+      }
+    }
+  }
+}
+
 std::string read_entry(zip_t* archive, zip_uint64_t index, std::uint64_t size, const std::string& where) {
   std::unique_ptr<zip_file_t, ZipFileCloser> file(zip_fopen_index(archive, index, 0));
   if (!file) throw UserError(where + " cannot be opened (" + zip_strerror(archive) + ")");
@@ -544,7 +644,7 @@ void check_torch_archive(const std::string& path, const std::string& fix) {
   if (!archive) throw UserError(path + ": not a zip archive torch wrote; " + fix);
   const zip_int64_t entries = zip_get_num_entries(archive.get(), 0);
   std::unordered_map<std::string, std::uint64_t> sizes;
-  std::vector<std::pair<zip_uint64_t, std::string>> pickles, jsons;
+  std::vector<std::pair<zip_uint64_t, std::string>> pickles, jsons, sources;
   for (zip_int64_t i = 0; i < entries; ++i) {
     zip_stat_t st;
     zip_stat_init(&st);
@@ -566,11 +666,25 @@ void check_torch_archive(const std::string& path, const std::string& fix) {
                         " bytes, more than a manifest may have; " + fix);
       }
       jsons.emplace_back(static_cast<zip_uint64_t>(i), name);
+    } else if (name.find("/code/") != std::string::npos && ends_with(name, ".py")) {
+      if (st.size > kMaxPickleBytes) {
+        throw UserError(path + ": source '" + shown(name) + "' is " + std::to_string(st.size) +
+                        " bytes, more than torchship accepts; " + fix);
+      }
+      sources.emplace_back(static_cast<zip_uint64_t>(i), name);
     }
   }
   for (const auto& [index, name] : jsons) {
     const std::string where = path + ": embedded '" + shown(name) + "'";
     check_json_bounds(read_entry(archive.get(), index, sizes[name], where), where, fix);
+  }
+  for (const auto& [index, name] : sources) {
+    const std::string where = path + ": source '" + shown(name) + "'";
+    try {
+      check_code_bounds(read_entry(archive.get(), index, sizes[name], where));
+    } catch (const Refusal& refusal) {
+      throw UserError(where + " " + refusal.message + "; " + fix);
+    }
   }
   for (const auto& [index, name] : pickles) {
     const std::string where = path + ": pickle '" + shown(name) + "'";

@@ -28,7 +28,9 @@ constexpr std::uintmax_t kMaxJsonBytes = 16u << 20;
 // constants.pkl, *.debug_pkl, ...) is well formed and bounded: nesting at most
 // kMaxNestingDepth, every storage's numel x element size within its record, every
 // tensor's storage offset + extent within its storage, no negative sizes or strides,
-// no reference cycles; and every embedded extra/*.json nests at most kMaxNestingDepth.
+// no reference cycles; every embedded extra/*.json nests at most kMaxNestingDepth; and
+// the TorchScript source (code/**.py), which libtorch compiles by recursive descent,
+// nests brackets at most kMaxNestingDepth deep with at most 1000 operators a statement.
 // The message is one line naming the file and the problem, ending in `fix`.
 // Call after verify_zip (which proves the zip itself consistent).
 void check_torch_archive(const std::string& path, const std::string& fix);

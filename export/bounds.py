@@ -37,6 +37,13 @@ MAX_PICKLE_BYTES = 256 << 20
 # Values on the unpickler's stack at once.
 MAX_STACK = 1 << 20
 MAX_ELEMENTS = 1 << 62
+# TorchScript source in an archive (code/**.py) is compiled by recursive descent: a
+# statement with thousands of operators or brackets exhausts the stack (SIGSEGV from
+# about 10,000 on an 8 MB stack). Serialised code has a handful per statement.
+MAX_OPERATORS_PER_STATEMENT = 1000
+MAX_INDENT = 1024
+_OPERATOR_CHARS = frozenset("+-*/%&|^~<>=!@")
+_OPERATOR_WORDS = frozenset({"and", "or", "not", "if", "else", "is", "in"})
 
 _ITEMSIZE = {
     "DoubleStorage": 8, "FloatStorage": 4, "HalfStorage": 2, "BFloat16Storage": 2,
@@ -50,6 +57,15 @@ _ITEMSIZE = {
     "Bits8Storage": 1, "Bits16Storage": 2,
 }
 _TENSOR_REBUILDS = {"_rebuild_tensor_v2", "_rebuild_tensor", "_rebuild_qtensor"}
+# torch dtypes as pickled (torch.<name>), for _rebuild_tensor_v3's views of untyped storages.
+_DTYPE_SIZE = {
+    "float64": 8, "double": 8, "float32": 4, "float": 4, "float16": 2, "half": 2, "bfloat16": 2,
+    "int64": 8, "long": 8, "int32": 4, "int": 4, "int16": 2, "short": 2, "int8": 1, "uint8": 1,
+    "bool": 1, "uint16": 2, "uint32": 4, "uint64": 8, "complex128": 16, "cdouble": 16,
+    "complex64": 8, "cfloat": 8, "complex32": 4, "chalf": 4, "float8_e5m2": 1, "float8_e4m3fn": 1,
+    "float8_e5m2fnuz": 1, "float8_e4m3fnuz": 1, "float8_e8m0fnu": 1, "quint8": 1, "qint8": 1,
+    "qint32": 4, "bits8": 1, "bits16": 2,
+}
 
 
 class _Refusal(Exception):
@@ -113,7 +129,7 @@ def _tuple(v, what: str) -> list:
 
 
 def _show(text) -> str:
-    return "".join(c if " " <= c <= "~" else "?" for c in str(text)[:60])
+    return "".join(c if " " <= c <= "~" else "?" for c in str(text)[:160])
 
 
 class _Machine:
@@ -162,7 +178,8 @@ class _Machine:
         cls, key = items[1], items[2]
         if not isinstance(cls, _Global):
             raise _Refusal("has a storage whose type is not a class")
-        itemsize = _ITEMSIZE.get(cls.name, 0) if cls.module == "torch" else 0
+        itemsize = (_ITEMSIZE.get(cls.name, 0) if cls.module == "torch" else
+                    1 if (cls.module, cls.name) == ("torch.storage", "UntypedStorage") else 0)
         if not itemsize:
             raise _Refusal(f"has a storage of unknown type {_show(cls.module + '.' + cls.name)}")
         if not isinstance(key, str):
@@ -179,7 +196,7 @@ class _Machine:
         return _Storage(key, numel, itemsize)
 
     @staticmethod
-    def check_view(args: list, function: str) -> None:
+    def check_view(args: list, function: str, element_size: int = 0) -> None:
         if len(args) < 4:
             raise _Refusal(f"{function} with {len(args)} arguments, not at least 4")
         storage = args[0]
@@ -198,15 +215,25 @@ class _Machine:
             extent += max(size - 1, 0) * stride
             if elements > MAX_ELEMENTS or extent > MAX_ELEMENTS:
                 raise _Refusal("has a tensor of more than 2^62 elements")
-        end = offset + (0 if 0 in sizes else extent)
-        if end > storage.numel:
+        # In bytes: _rebuild_tensor_v3 views an untyped storage as another dtype.
+        end = (offset + (0 if 0 in sizes else extent)) * (element_size or storage.itemsize)
+        holds = storage.numel * storage.itemsize
+        if end > holds:
             raise _Refusal(f"has a tensor whose view (offset {offset}, extent {0 if 0 in sizes else extent} "
-                           f"elements) reaches byte {end * storage.itemsize} of storage "
-                           f"'{_show(storage.key)}', which holds {storage.numel * storage.itemsize} bytes")
+                           f"elements) reaches byte {end} of storage '{_show(storage.key)}', which holds {holds} bytes")
 
     def reduce(self, callable_, args) -> _Node:
         items = _tuple(args, "REDUCE's argument")
         if isinstance(callable_, _Global) and callable_.module == "torch._utils":
+            if callable_.name == "_rebuild_tensor_v3":
+                dtype = items[6] if len(items) > 6 else None
+                if not isinstance(dtype, _Global):
+                    raise _Refusal("_rebuild_tensor_v3 without a dtype")
+                size = _DTYPE_SIZE.get(dtype.name, 0) if dtype.module == "torch" else 0
+                if not size:
+                    raise _Refusal(f"has a tensor of unknown dtype {_show(dtype.module + '.' + dtype.name)}")
+                self.check_view(items, callable_.name, size)
+                return self.node("tensor", [args])
             if callable_.name in _TENSOR_REBUILDS:
                 self.check_view(items, callable_.name)
                 return self.node("tensor", [args])
@@ -341,6 +368,68 @@ class _Machine:
                 path.pop()
 
 
+def check_code_text(text: bytes) -> None:
+    """Bracket depth, operators per statement and indentation of TorchScript source (raises _Refusal)."""
+    src = text.decode("utf-8", "replace")
+    depth = operators = 0
+    line, indent, line_start = 1, 0, True
+    i, n = 0, len(src)
+    while i < n:
+        c = src[i]
+        if line_start:
+            if c in " \t":
+                indent += 1
+                if indent > MAX_INDENT:
+                    raise _Refusal(f"indents line {line} deeper than {MAX_INDENT} columns")
+                i += 1
+                continue
+            line_start = False
+        if c == "\n":
+            line, indent, line_start = line + 1, 0, True
+            if depth == 0:
+                operators = 0
+        elif c == "#":
+            end = src.find("\n", i)
+            i = n if end < 0 else end
+            continue
+        elif c in "\"'":
+            close = c * 3 if src.startswith(c * 3, i) else c
+            j = i + len(close)
+            while j < n and not src.startswith(close, j):
+                if src[j] == "\\":
+                    j += 1
+                elif src[j] == "\n":
+                    line += 1
+                j += 1
+            i = j + len(close)
+            continue
+        elif c in "([{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise _Refusal(f"nests brackets deeper than {MAX_DEPTH} levels on line {line}")
+        elif c in ")]}":
+            depth = max(depth - 1, 0)
+        elif c == ";" and depth == 0:
+            operators = 0
+        elif c in _OPERATOR_CHARS:
+            operators += 1
+        elif (c.isalpha() or c == "_") and (i == 0 or not (src[i - 1].isalnum() or src[i - 1] == "_")):
+            j = i
+            while j < n and (src[j].isalnum() or src[j] == "_"):
+                j += 1
+            if src[i:j] in _OPERATOR_WORDS:
+                operators += 1
+            i = j
+            if operators > MAX_OPERATORS_PER_STATEMENT:
+                raise _Refusal(f"has a statement with more than {MAX_OPERATORS_PER_STATEMENT} operators "
+                               f"ending on line {line}")
+            continue
+        if operators > MAX_OPERATORS_PER_STATEMENT:
+            raise _Refusal(f"has a statement with more than {MAX_OPERATORS_PER_STATEMENT} operators "
+                           f"ending on line {line}")
+        i += 1
+
+
 def check_json_text(text: str | bytes, what: str, fix: str) -> None:
     """Raise ArtifactError unless `text` is at most MAX_JSON_BYTES and nests at most MAX_DEPTH."""
     if len(text) > MAX_JSON_BYTES:
@@ -408,7 +497,10 @@ def check_torch_archive(path: Path | str, fix: str = "re-create it with torch.sa
     pickle in it (data.pkl, constants.pkl, *.debug_pkl, ...) well formed, nesting at
     most MAX_DEPTH, without reference cycles, every storage's numel x element size
     within its record and every tensor view (offset, size, stride) within its storage;
-    every embedded extra/*.json nesting at most MAX_DEPTH. One line naming the file.
+    every embedded extra/*.json nesting at most MAX_DEPTH; the TorchScript source
+    (code/**.py), which libtorch compiles by recursive descent, nesting brackets at most
+    MAX_DEPTH deep with at most MAX_OPERATORS_PER_STATEMENT operators a statement.
+    One line naming the file.
     """
     path = Path(path)
     try:
@@ -438,6 +530,15 @@ def check_torch_archive(path: Path | str, fix: str = "re-create it with torch.sa
                         raise ArtifactError(f"{path}: embedded '{_show(name)}' is {info.file_size} bytes, "
                                             f"more than a manifest may have; {fix}")
                     check_json_text(archive.read(info), f"{path}: embedded '{_show(name)}'", fix)
+                if "/code/" in name and name.endswith(".py"):
+                    if info.file_size > MAX_PICKLE_BYTES:
+                        raise ArtifactError(f"{path}: source '{_show(name)}' is {info.file_size} bytes, "
+                                            f"more than torchship accepts; {fix}")
+                    try:
+                        check_code_text(archive.read(info))
+                    except _Refusal as refusal:
+                        raise ArtifactError(f"{path}: source '{_show(name)}' {refusal}; {fix}") from None
+                    continue
                 if not (name.endswith(".pkl") or name.endswith("debug_pkl")):
                     continue
                 if info.file_size > MAX_PICKLE_BYTES:

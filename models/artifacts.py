@@ -124,12 +124,14 @@ def _translate_writer_error(e: BaseException, target: Path) -> ArtifactError | N
     """An exception from a third-party writer (torch's zip writer, onnx) as an ArtifactError."""
     if isinstance(e, OSError) and e.errno is not None:
         return _write_error(target, e)
-    # torch's PytorchStreamWriter raises RuntimeError ("file write failed") on ENOSPC.
-    if isinstance(e, RuntimeError) and ("write" in str(e).lower() or _disk_full(target.parent)):
+    # torch's zip writer (PytorchStreamWriter, inline_container.cc) raises RuntimeError on ENOSPC.
+    if isinstance(e, RuntimeError):
         if _disk_full(target.parent):
             return _no_space(target)
-        return ArtifactError(f"cannot write {target}: {str(e).splitlines()[0] if str(e) else 'write failed'}; "
-                             "check the --artifacts folder")
+        text = str(e)
+        if any(marker in text for marker in ("PytorchStreamWriter", "inline_container", "file write failed")):
+            first = next((line.strip() for line in text.splitlines() if line.strip()), "write failed")
+            return ArtifactError(f"cannot write {target}: torch's writer failed ({first}); check the --artifacts folder")
     return None
 
 

@@ -49,11 +49,14 @@ def small_files(tmp_path_factory):
     torch.jit.save(module, str(folder / "model.pt"), _extra_files={"manifest.json": '{"a": [1, 2]}'})
     torch.jit.save(torch.jit.trace(torch.nn.Linear(4, 3), torch.ones(2, 4)), str(folder / "traced.pt"))
     torch.save([torch.arange(12.0).reshape(3, 4)[1:, ::2], 3, {"k": (torch.zeros(0, 5),)}], folder / "inputs.pt")
+    # _rebuild_tensor_v3 over an untyped storage, and a bfloat16 view with an offset
+    torch.save([torch.arange(6).to(torch.uint16).reshape(2, 3)[:, 1:], torch.zeros(3, dtype=torch.float8_e4m3fn),
+                torch.ones(4, 2, dtype=torch.bfloat16)[2:]], folder / "dtypes.pt")
     return folder
 
 
 def test_real_archives_pass(small_files):
-    for name in ("model.pt", "traced.pt", "inputs.pt"):  # traced: torch writes empty traced_inputs records
+    for name in ("model.pt", "traced.pt", "inputs.pt", "dtypes.pt"):  # traced: torch writes empty traced_inputs records
         check_torch_archive(small_files / name)
 
 
@@ -105,6 +108,24 @@ def test_nesting_within_the_limit_passes(tmp_path):
     path = tmp_path / "inputs.pt"
     craft.torch_save_archive(craft.deep_list(MAX_DEPTH), {}, path)
     check_torch_archive(path)
+
+
+@pytest.mark.parametrize("kind", ["parens", "unary", "binop", "list", "not", "call"])
+def test_code_bombs_are_refused(small_files, tmp_path, kind):
+    """TorchScript source 20,000 deep or long: libtorch's compiler dies by SIGSEGV on it."""
+    bomb = tmp_path / "bomb.pt"
+    craft.code_bomb(small_files / "model.pt", bomb, kind, 20_000)
+    with pytest.raises(ArtifactError, match="source") as e:
+        check_torch_archive(bomb)
+    one_line(e)
+
+
+def test_code_within_the_limits_passes(small_files, tmp_path):
+    for kind, n in (("parens", 200), ("binop", 500)):
+        fine = tmp_path / f"{kind}.pt"
+        craft.code_bomb(small_files / "model.pt", fine, kind, n)
+        check_torch_archive(fine)
+        torch.jit.load(str(fine))  # and libtorch compiles it
 
 
 @pytest.mark.parametrize("text,match", [(craft.deep_json(100_000), "nests deeper"),

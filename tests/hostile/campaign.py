@@ -41,7 +41,7 @@ from tests.hostile import craft
 REPO = Path(__file__).resolve().parents[2]
 BAD = ("signal", "traceback", "messy", "silent", "changed", "inconsistent", "litter")
 CPP_CLASSES = ("cpp_lying_archive", "cpp_truncated_record", "cpp_lying_inputs", "cpp_deep_pickle",
-               "cpp_deep_json", "cpp_control")
+               "cpp_deep_json", "cpp_deep_code", "cpp_control")
 PY_CLASSES = ("py_jit_archive", "py_torch_load", "py_json", "py_control")
 WRITE_CLASSES = ("disk_full", "concurrent_writers", "sigterm_writer", "sigint_writer", "sigkill_writer")
 ALL_CLASSES = CPP_CLASSES + PY_CLASSES + WRITE_CLASSES
@@ -63,9 +63,15 @@ def classify(rc: int, stdout: str, stderr: str, should_fail: bool) -> str:
     return "messy"
 
 
-def _python(args: list[str], timeout: float = 120, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tests.hostile.drivers", *map(str, args)], cwd=REPO,
-                          capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})})
+def _env(args: list, env: dict | None) -> dict:
+    before = "--mode" in args and args[args.index("--mode") + 1] == "before"
+    return {**os.environ, "HOSTILE_BEFORE": "1" if before else "", **(env or {})}
+
+
+def _python(args: list, timeout: float = 120, env: dict | None = None) -> subprocess.CompletedProcess:
+    args = [str(a) for a in args]
+    return subprocess.run([sys.executable, "-m", "tests.hostile.drivers", *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=timeout, env=_env(args, env))
 
 
 def _runner(args: list) -> subprocess.CompletedProcess:
@@ -180,6 +186,15 @@ class Campaign:
         craft.update_sidecar_sha(folder / "manifest.json", ("samples",), samples)
         return samples
 
+    def code_bomb(self, model: str, name: str, kind: str | None = None) -> Path:
+        """model.torchscript.pt whose TorchScript source holds an expression 20,000 deep or long."""
+        folder = self.install(model, name)
+        archive = folder / "model.torchscript.pt"
+        kind = kind or self.rng.choice(["parens", "unary", "binop", "list", "not", "call"])
+        craft.code_bomb(archive, archive, kind, 20_000)
+        craft.update_sidecar_sha(folder / "manifest.json", ("formats", "torchscript"), archive)
+        return archive
+
     def deep_pickle(self, name: str, kind: str) -> Path:
         pkl = {"list_1M": lambda: craft.deep_list(1_000_000), "tuple1_1M": lambda: craft.deep_tuple1(1_000_000),
                "mark_tuple_100k": lambda: craft.deep_mark_tuple(100_000), "dict_100k": lambda: craft.deep_dict(100_000),
@@ -234,6 +249,11 @@ class Campaign:
                 craft.update_sidecar_sha(folder / "manifest.json", ("formats", "torchscript"), archive)
                 self.runner_job("cpp_deep_json", f"embedded manifest.json 1M deep ({model})",
                                 [archive, "--check", folder / "samples.pt"])
+        if "cpp_deep_code" in classes:
+            for i, kind in enumerate(["parens", "unary", "binop", "list", "not", "call"]):
+                archive = self.code_bomb(MODELS[i % 3], f"cpp_deep_code/{i}", kind)
+                self.runner_job("cpp_deep_code", f"{kind} 20k ({MODELS[i % 3]})",
+                                [archive, "--check", archive.parent / "samples.pt"])
         if "cpp_control" in classes:
             for model in MODELS:
                 folder = self.install(model, f"cpp_control/{model}")
@@ -249,6 +269,9 @@ class Campaign:
             for i in range(2):
                 archive = self.truncated_archive(MODELS[i], f"py_jit_archive/cut{i}")
                 self.python_job("py_jit_archive", f"record cut {MODELS[i]}", ["load", "jit", archive])
+            for i, kind in enumerate(["parens", "binop"]):
+                archive = self.code_bomb(MODELS[i], f"py_jit_archive/code{i}", kind)
+                self.python_job("py_jit_archive", f"code {kind} 20k", ["load", "jit", archive])
         if "py_torch_load" in classes:
             for i in range(3):
                 self.python_job("py_torch_load", f"lying inputs #{i}",
@@ -298,7 +321,13 @@ class Campaign:
         if files != {"weights.pt", "train.json"}:
             return False
         info = json.loads((folder / "train.json").read_text())
-        return info["weights_sha256"] == hashlib.sha256((folder / "weights.pt").read_bytes()).hexdigest()
+        weights = (folder / "weights.pt").read_bytes()
+        if info["weights_sha256"] != hashlib.sha256(weights).hexdigest():
+            return False
+        # train-model records the sha256 of what is on disk when it writes train.json, so
+        # the sha alone can agree with another run's weights: the tag says whose they are.
+        tag = info["tag"]
+        return weights.startswith(b"PK") or weights[: 2 * len(tag)] == (2 * tag).encode()
 
     def plan_writers(self, classes: set[str], tmpfs: bool) -> None:
         if "disk_full" in classes:
@@ -388,9 +417,9 @@ class Campaign:
 
 
 def _spawn(args: list, env: dict | None = None) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "tests.hostile.drivers", *map(str, args)], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, **(env or {})})
+    args = [str(a) for a in args]
+    return subprocess.Popen([sys.executable, "-m", "tests.hostile.drivers", *args], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(args, env))
 
 
 def _wait_for(condition, timeout: float) -> None:

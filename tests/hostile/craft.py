@@ -181,6 +181,22 @@ def torch_save_archive(pkl: bytes, records: dict[str, bytes], path: Path, root: 
     write_zip(entries, path)
 
 
+def code_bomb(src: Path, dst: Path, kind: str, n: int) -> None:
+    """The archive with an expression n deep or long appended to the first statement of forward."""
+    name = entry_name(src, ".py")
+    with zipfile.ZipFile(src) as z:
+        names = [x for x in z.namelist() if "/code/" in x and x.endswith(".py")]
+        code = {x: z.read(x).decode() for x in names}
+    name = next(x for x in names if "def forward" in code[x] and "return" in code[x])
+    expr = {"parens": "(" * n + "0" + ")" * n, "unary": "-" * n + "0", "binop": "+".join(["1"] * n),
+            "list": "[" * n + "]" * n, "not": "not " * n + "True", "call": "int(" * n + "0" + ")" * n}[kind]
+    lines = code[name].split("\n")
+    at = next(i for i, line in enumerate(lines) if line.strip().startswith("return"))
+    indent = lines[at][: len(lines[at]) - len(lines[at].lstrip())]
+    lines.insert(at, f"{indent}_bomb = {expr}")
+    replace_entries(src, dst, {name: "\n".join(lines).encode()})
+
+
 def deep_json(n: int) -> str:
     return "[" * n + "]" * n
 

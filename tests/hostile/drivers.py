@@ -26,6 +26,20 @@ from torchship.errors import TorchshipError
 from torchship.models.console import Command
 
 
+class _CommandBefore(click.Command):
+    """models.console.Command as it was before issue 13: no SIGTERM handling."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except TorchshipError as e:
+            raise click.ClickException(e.message) from None
+
+
+if os.environ.get("HOSTILE_BEFORE"):
+    Command = _CommandBefore  # noqa: F811
+
+
 def _fake_enospc() -> None:
     limit = os.environ.get("HOSTILE_FAKE_ENOSPC")
     if not limit:
