@@ -63,15 +63,16 @@ std::optional<T> parse_integer(const std::string& text) {
   return value;
 }
 
-// "depth=2" pairs from --int, "sequence=128" from --shape (sizes: `min` 0).
+// NAME=VALUE pairs: "depth=2" from --int, "sequence=128" from --shape (`what` is
+// "INTEGER" or "SIZE", a value of at least `min`).
 std::map<std::string, int64_t> parse_pairs(const std::string& option, const std::vector<std::string>& pairs,
-                                           int64_t min) {
+                                           const std::string& what, int64_t min) {
   std::map<std::string, int64_t> values;
   for (const auto& pair : pairs) {
     const auto eq = pair.find('=');
     const auto value = eq == std::string::npos ? std::nullopt : parse_integer<int64_t>(pair.substr(eq + 1));
     if (eq == 0 || !value || *value < min) {
-      throw CLI::ValidationError(option, "expected NAME=" + std::string(min == 0 ? "SIZE" : "INTEGER") + ", got '" + pair + "'");
+      throw CLI::ValidationError(option, "expected NAME=" + what + ", got '" + pair + "'");
     }
     values[pair.substr(0, eq)] = *value;
   }
@@ -80,7 +81,7 @@ std::map<std::string, int64_t> parse_pairs(const std::string& option, const std:
 
 // --shape pairs, with --batch N as the shorthand of --shape batch=N.
 AxisSizes parse_sizes(const Options& options) {
-  auto sizes = parse_pairs("--shape", options.shape_values, 0);
+  auto sizes = parse_pairs("--shape", options.shape_values, "SIZE", 0);
   if (options.batch) {
     if (sizes.count("batch")) throw CLI::ValidationError("--batch", "--shape batch=... sizes the same axis; give one");
     sizes["batch"] = *options.batch;
@@ -215,7 +216,7 @@ int main(int argc, char** argv) {
       throw CLI::ValidationError("choose what to do: --inputs IN --output OUT, --check SAMPLES or --bench N");
     }
     if (options.json && inputs->count()) throw CLI::ValidationError("--json applies to --check and --bench");
-    options.ints = parse_pairs("--int", options.int_values, std::numeric_limits<int64_t>::min());
+    options.ints = parse_pairs("--int", options.int_values, "INTEGER", std::numeric_limits<int64_t>::min());
     options.sizes = parse_sizes(options);
     options.seed = parse_seed(options.seed_text);
   } catch (const CLI::Success& e) {

@@ -131,6 +131,16 @@ std::string dtype_name(at::ScalarType type) {
   for (const auto& [name, value] : dtype_table()) {
     if (value == type) return name;
   }
+  // Dtypes no contract may declare, which a caller's tensor may still have.
+  static const std::vector<std::pair<std::string, at::ScalarType>> others = {
+      {"complex32", at::kComplexHalf}, {"complex64", at::kComplexFloat}, {"complex128", at::kComplexDouble},
+      {"uint16", at::kUInt16}, {"uint32", at::kUInt32}, {"uint64", at::kUInt64},
+      {"float8_e4m3fn", at::kFloat8_e4m3fn}, {"float8_e5m2", at::kFloat8_e5m2},
+      {"qint8", at::kQInt8}, {"quint8", at::kQUInt8}, {"qint32", at::kQInt32},
+  };
+  for (const auto& [name, value] : others) {
+    if (value == type) return name;
+  }
   return c10::toString(type);
 }
 

@@ -363,6 +363,7 @@ TEST(python_spellings) {
   EXPECT_EQ(python_number(std::nan("")), "nan");
   EXPECT_EQ(shape_text(at::IntArrayRef{}), "[]");
   EXPECT_EQ(dtype_name(at::kBFloat16), "bfloat16");
+  EXPECT_EQ(dtype_name(at::kComplexFloat), "complex64");
   EXPECT_EQ(python_type_name(c10::IValue(c10::ivalue::Tuple::create({}))), "tuple");
 }
 
