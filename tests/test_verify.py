@@ -7,20 +7,23 @@ import pytest
 import torch
 
 from torchship.export.cli import export_command, verify_command
+from torchship.export.samples import load_samples, save_samples
+from torchship.models import entries
 from torchship.models.artifacts import sha256_file
-from tests.conftest import invoke
+from tests.conftest import SEEDS, invoke
 
 
 def test_every_backend_matches_eager_and_convnet_predictions_agree(exported, tmp_path):
-    result = invoke(verify_command, "all", "--artifacts", exported, "--json", tmp_path / "v.json")
+    result = invoke(verify_command, *SEEDS, "--artifacts", exported, "--json", tmp_path / "v.json")
     assert result.exit_code == 0, result.output
     rows = json.loads((tmp_path / "v.json").read_text())["rows"]
     ran = {(r["model"], r["backend"], r["device"]): r for r in rows if r["status"] != "skipped"}
-    for model in ("twolayernet", "dynamicnet", "convnet"):
+    for model in SEEDS:
         for backend in ("eager", "torchscript", "libtorch", "onnxruntime", "onnx-reference"):
             row = ran[(model, backend, "cpu")]
             assert row["status"] == "pass" and row["max_abs_error"] <= row["atol"]
     assert ran[("dynamicnet", "onnxruntime", "cpu")]["cases"] == 24  # 3 golden + 3 fresh batches x 4 depths
+    assert ran[("convnet", "onnxruntime", "cpu")]["cases"] == 6
     for backend in ("torchscript", "libtorch", "onnxruntime", "onnx-reference"):
         row = ran[("convnet", backend, "cpu")]
         assert row["differing_predictions"] == 0 and row["accuracy"] >= 0.95
@@ -53,6 +56,7 @@ def test_artifact_from_perturbed_weights_fails_naming_the_worst_case(exported, t
     assert result.exit_code == 1
     last = result.output.strip().splitlines()[-1]
     assert last.startswith("Error: 1 of 2 checks failed; worst: twolayernet onnxruntime (cpu): case batch")
+    assert "case batch" in last and "(allowed 1e-05)" in last
     assert "max abs error 0.001" in last
 
 
@@ -62,6 +66,53 @@ def test_missing_export_is_one_line_error(trained, tmp_path):
     assert result.exit_code == 1
     assert result.output.strip() == (f"Error: no export of 'convnet' (manifest.json) at {tmp_path}/convnet/"
                                      "manifest.json; run 'export-model convnet --format all' first")
+
+
+def test_samples_with_no_cases_fail_with_a_clear_line(exported, tmp_path):
+    """A samples.pt that holds zero cases, with a manifest that vouches for it: a check
+    with nothing to compare must fail, not pass vacuously."""
+    shutil.copytree(exported / "twolayernet", tmp_path / "twolayernet")
+    samples = tmp_path / "twolayernet" / "samples.pt"
+    save_samples([], samples)
+    assert load_samples(samples) == []
+    manifest = json.loads((tmp_path / "twolayernet" / "manifest.json").read_text())
+    manifest["samples"]["sha256"] = sha256_file(samples)
+    (tmp_path / "twolayernet" / "manifest.json").write_text(json.dumps(manifest))
+    result = invoke(verify_command, "twolayernet", "--artifacts", tmp_path, "--backends", "eager,onnxruntime",
+                    "--device", "cpu")
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines()[-1] == (
+        f"Error: {samples}: holds no cases, so nothing can be verified; re-export with 'export-model twolayernet'")
+
+
+def test_unknown_model_is_one_line(exported):
+    result = invoke(verify_command, "resnet", "--artifacts", exported)
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        f"Error: unknown model 'resnet'; known models: {', '.join(entries())}; "
+        "register yours with --spec module:attr or a torchship.models entry point"]
+
+
+def test_a_manifest_that_breaks_the_schema_is_one_line(exported, tmp_path):
+    shutil.copytree(exported / "twolayernet", tmp_path / "twolayernet")
+    path = tmp_path / "twolayernet" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    del manifest["axes"]
+    path.write_text(json.dumps(manifest))
+    result = invoke(verify_command, "twolayernet", "--artifacts", tmp_path, "--backends", "eager", "--device", "cpu")
+    assert result.exit_code == 1
+    (line,) = result.output.strip().splitlines()
+    assert line.startswith(f"Error: {path}: field ") and "'axes'" in line, line
+    assert line.endswith("; re-export with 'export-model twolayernet --format all'")
+
+
+def test_atol_and_rtol_override_the_contract(exported, tmp_path):
+    result = invoke(verify_command, "twolayernet", "--artifacts", exported, "--backends", "eager,onnxruntime",
+                    "--device", "cpu", "--atol", "0", "--rtol", "0", "--json", tmp_path / "v.json")
+    rows = {r["backend"]: r for r in json.loads((tmp_path / "v.json").read_text())["rows"]}
+    assert rows["eager"]["status"] == "pass" and rows["eager"]["atol"] == 0 and rows["eager"]["rtol"] == 0
+    if rows["onnxruntime"]["max_abs_error"] > 0:  # onnxruntime's kernels differ from eager's in the last bits
+        assert result.exit_code == 1 and rows["onnxruntime"]["status"] == "fail"
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU refusal")
@@ -101,7 +152,7 @@ def test_random_depth_default_draws_the_same_in_python_and_cpp(exported):
 @pytest.mark.cuda
 @pytest.mark.cpp
 def test_every_backend_matches_eager_on_cuda(exported, tmp_path):
-    result = invoke(verify_command, "all", "--artifacts", exported, "--device", "cuda", "--json", tmp_path / "v.json")
+    result = invoke(verify_command, *SEEDS, "--artifacts", exported, "--device", "cuda", "--json", tmp_path / "v.json")
     assert result.exit_code == 0, result.output
     rows = json.loads((tmp_path / "v.json").read_text())["rows"]
     assert {(r["backend"], r["status"]) for r in rows} == {
