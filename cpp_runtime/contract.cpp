@@ -193,7 +193,7 @@ void check_version(const json& manifest) {
                   " is not one this torchship-run reads (version 2); rebuild it from the torchship that exported the model");
 }
 
-// ---- checks --------------------------------------------------------------------------
+// ---- inputs --------------------------------------------------------------------------
 
 std::string expected_kind(const std::string& kind) {
   return kind == "int" ? "an int" : "a " + kind;
@@ -272,15 +272,7 @@ void check_finite(const InputSpec& spec, const at::Tensor& tensor) {
   if (bad > 0) refuse("non_finite", {{"name", spec.name}, {"count", std::to_string(bad)}});
 }
 
-// The named tuple's field names, or nullopt for a plain tuple.
-std::optional<std::vector<std::string>> tuple_field_names(const c10::IValue& value) {
-  const auto type = value.type()->cast<c10::TupleType>();
-  if (!type || !type->schema()) return std::nullopt;
-  std::vector<std::string> names;
-  for (const auto name : type->names().value_or(std::vector<std::string_view>{})) names.emplace_back(name);
-  return names;
-}
-
+// ---- random inputs -------------------------------------------------------------------
 
 std::string axis_names(const std::map<std::string, AxisRange>& axes) {
   std::vector<std::string> names;
@@ -299,8 +291,17 @@ at::Tensor random_tensor(const InputSpec& spec, const std::vector<int64_t>& shap
   return torch::randint(from, to + 1, shape, torch::TensorOptions().dtype(spec.dtype));
 }
 
-// The values forward returned, in contract order: positions of a tuple or list, keys of
-// a dict or fields of a named tuple.
+// ---- outputs -------------------------------------------------------------------------
+
+// The named tuple's field names, or nullopt for a plain tuple.
+std::optional<std::vector<std::string>> tuple_field_names(const c10::IValue& value) {
+  const auto type = value.type()->cast<c10::TupleType>();
+  if (!type || !type->schema()) return std::nullopt;
+  std::vector<std::string> names;
+  for (const auto name : type->names().value_or(std::vector<std::string_view>{})) names.emplace_back(name);
+  return names;
+}
+
 // "a tensor", "a tuple", "a list", "a dict", or the Python type name of anything else.
 std::string structure_word(const c10::IValue& value) {
   if (value.isTensor()) return "a tensor";
@@ -315,6 +316,8 @@ std::string structure_word(const c10::IValue& value) {
                           {"names", contract.output_names()}});
 }
 
+// The values forward returned, in contract order: positions of a tuple or list, keys of
+// a dict or fields of a named tuple.
 std::vector<c10::IValue> returned_values(const Contract& contract, const c10::IValue& returned) {
   const auto& structure = contract.output_structure;
   const bool matches = structure == "tensor"  ? returned.isTensor()

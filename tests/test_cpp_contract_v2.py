@@ -11,7 +11,7 @@ as export/schema/messages.json has them.
 import copy
 import json
 from pathlib import Path
-from typing import Dict, Tuple
+from typing import Dict, NamedTuple, Tuple
 
 import pytest
 import torch
@@ -97,6 +97,29 @@ HALF = {
 }
 
 
+class Pair(NamedTuple):
+    total: Tensor
+    scaled: Tensor
+
+
+class Named(nn.Module):
+    """A named tuple out, which counts as a dict: its fields are the output names."""
+
+    def forward(self, x: Tensor) -> Pair:
+        return Pair(x.sum(1), x * 2)
+
+
+NAMED = {
+    "contract_version": 2, "model": "named",
+    "inputs": [{"name": "x", "kind": "tensor", "dtype": "float32", "shape": ["batch", 2]}],
+    "outputs": [{"name": "scaled", "dtype": "float32", "shape": ["batch", 2]},
+                {"name": "total", "dtype": "float32", "shape": ["batch"]}],
+    "output_structure": "dict",
+    "axes": {"batch": {"min": 1, "max": 8}},
+    "tolerance": TOLERANCE,
+}
+
+
 @pytest.fixture(scope="module", autouse=True)
 def runner() -> Path:
     try:
@@ -117,7 +140,7 @@ def models(tmp_path_factory) -> dict:
     folder = tmp_path_factory.mktemp("v2")
     torch.manual_seed(0)
     made = {}
-    for module, contract in ((Tagger(), TAGGER), (Split(), SPLIT), (Double(), HALF)):
+    for module, contract in ((Tagger(), TAGGER), (Split(), SPLIT), (Double(), HALF), (Named(), NAMED)):
         made[contract["model"]] = (save_archive(folder, module, contract), module.eval())
     return made
 
@@ -170,6 +193,16 @@ def test_tuple_output_and_scalars_by_name(models, tmp_path):
     torch.testing.assert_close(got["y"], eager(x, 2.5)[0])
     got = run_inputs(archive, x, tmp_path)  # one tensor for the only required input
     torch.testing.assert_close(got["total"], eager(x)[1])
+
+
+def test_named_tuple_output_counts_as_a_dict(models, tmp_path):
+    archive, eager = models["named"]
+    x = torch.randn(3, 2)
+    got = run_inputs(archive, {"x": x}, tmp_path)
+    assert list(got) == ["scaled", "total"]  # the contract's order, not the fields'
+    want = eager(x)
+    torch.testing.assert_close(got["scaled"], want.scaled)
+    torch.testing.assert_close(got["total"], want.total)
 
 
 def test_float16_input(models, tmp_path):
