@@ -396,27 +396,32 @@ def test_serve_model_answers_health_and_stops_cleanly(exported: Path, sig):
          "twolayernet", "--artifacts", str(exported), "--http-port", str(http_port), "--grpc-port", str(grpc_port),
          "--max-batch", "8"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "COLUMNS": "200"})
+    lines, serving = [], threading.Event()
+
+    def read():
+        for line in process.stdout:
+            lines.append(line)
+            if "Ctrl-C or SIGTERM stops it" in line:
+                serving.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert process.poll() is None, process.stdout.read()
-            assert time.monotonic() < deadline, "serve-model was not ready in 120 s"
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/v2/health/ready", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                time.sleep(0.3)
+        assert serving.wait(120), "".join(lines)
+        with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/v2/health/ready", timeout=2) as r:
+            assert r.status == 200
         with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/v2/health/live", timeout=2) as r:
             assert r.status == 200
         with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/v2/models/twolayernet/ready", timeout=2) as r:
             assert r.status == 200
         process.send_signal(sig)
-        output, _ = process.communicate(timeout=60)
+        process.wait(60)
+        reader.join(10)
     finally:
         if process.poll() is None:
             process.kill()
-            process.communicate()
+            process.wait()
+    output = "".join(lines)
     assert process.returncode == 0, output
     assert "twolayernet: 2 golden samples over HTTP and gRPC match eager" in output  # --check, the default
     assert "serving twolayernet" in output and "tritonserver stopped (exit code 0)" in output

@@ -111,7 +111,7 @@ def serve_command(names, backend, http_port, grpc_port, max_batch, instances, de
     import tempfile
 
     from torchship.export.triton.repository import serving_repository
-    from torchship.export.triton.server import TritonServer
+    from torchship.export.triton.server import Interrupted, TritonServer
 
     stop = threading.Event()
     previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
@@ -124,9 +124,13 @@ def serve_command(names, backend, http_port, grpc_port, max_batch, instances, de
         serving_repository(artifacts, models, repository, backend=backend, max_batch=max_batch,
                            instances=instances, device=device, threads=threads, queue_delay_us=queue_delay_us)
         server = TritonServer(repository, http_port, grpc_port, log=log)
-        with console.status(f"starting tritonserver with {', '.join(models)} ({backend})"):
-            server.start()
         try:
+            try:
+                with console.status(f"starting tritonserver with {', '.join(models)} ({backend})"):
+                    server.start(abort=stop)
+            except Interrupted:
+                console.print("interrupted while starting")
+                return
             if check:
                 parity_check(server, artifacts, models)
             console.print(f"serving {', '.join(models)} ({backend}): HTTP {server.http_url}, gRPC {server.grpc_url}")
@@ -137,7 +141,7 @@ def serve_command(names, backend, http_port, grpc_port, max_batch, instances, de
                 if not server.running():
                     from torchship.export.triton.server import ServerError
 
-                    raise ServerError(f"tritonserver stopped on its own: {server.last_error()}; log: {server.log}")
+                    raise ServerError(f"tritonserver stopped on its own: {server.last_error()}; {server.log_hint()}")
             console.print("stopping: draining in-flight requests")
         finally:
             code = server.stop()

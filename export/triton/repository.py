@@ -286,8 +286,9 @@ curl -s localhost:8000/v2/models/{first}/config
 
 Tensor names: ONNX models use the contract's names; PyTorch-backend models bind by
 position (`INPUT__0`, ... `OUTPUT__0`, ...); each config.pbtxt says which contract name
-each one carries. A Python int input (DynamicNet's depth) is sent as a 1-element INT64
-tensor. Re-check this folder with `triton-check {path}`.
+each one carries. Models with a Python int/float/bool input (DynamicNet's depth) are not
+here: Triton has no 0-dim inputs and its PyTorch backend passes tensors only; torchship's
+`serve-model` serves them. Re-check this folder with `triton-check {path}`.
 """
 
 

@@ -46,6 +46,10 @@ class ServerError(TorchshipError):
     """tritonserver is missing, would not start, or stopped."""
 
 
+class Interrupted(ServerError):
+    """Asked to stop (Ctrl-C, SIGTERM) while tritonserver was starting; it has been stopped."""
+
+
 @dataclass(frozen=True)
 class TritonInstall:
     binary: Path
@@ -154,7 +158,8 @@ class TritonServer:
                 "--strict-readiness=true", f"--exit-timeout-secs={EXIT_TIMEOUT_S}",
                 "--log-verbose=0", *self.extra_args]
 
-    def start(self) -> "TritonServer":
+    def start(self, abort=None) -> "TritonServer":
+        """Start and wait for readiness; `abort` (a threading.Event) set meanwhile stops it again."""
         if self.running():
             return self
         log = open(self.log, "ab")
@@ -164,7 +169,7 @@ class TritonServer:
                                             start_new_session=True)
         finally:
             log.close()
-        self.wait_ready()
+        self.wait_ready(abort)
         return self
 
     def running(self) -> bool:
@@ -177,19 +182,27 @@ class TritonServer:
         except (urllib.error.URLError, OSError):
             return False
 
-    def wait_ready(self) -> None:
+    def wait_ready(self, abort=None) -> None:
         deadline = time.monotonic() + self.ready_timeout
         while time.monotonic() < deadline:
+            if abort is not None and abort.is_set():
+                self.stop()
+                raise Interrupted("interrupted before tritonserver was ready; stopped it")
             if not self.running():
                 code = self.process.returncode if self.process else None
                 raise ServerError(f"tritonserver exited with code {code} before it was ready: "
-                                  f"{self.last_error()}; full log: {self.log}")
+                                  f"{self.last_error()}; {self.log_hint()}")
             if self.ready():
                 return
             time.sleep(0.25)
         self.stop()
         raise ServerError(f"tritonserver was not ready after {self.ready_timeout:.0f}s: {self.last_error()}; "
-                          f"full log: {self.log}")
+                          f"{self.log_hint()}")
+
+    def log_hint(self) -> str:
+        if self._work in self.log.parents:
+            return "pass --log FILE to keep tritonserver's full log"
+        return f"full log: {self.log}"
 
     def last_error(self) -> str:
         try:
