@@ -167,6 +167,30 @@ def _install():
         pytest.skip(str(e))
 
 
+def test_tritonservers_core_accepts_every_generated_config(repo: Path):
+    from torchship.export.triton.validate import core_check
+
+    install = _install()
+    assert core_check(repo, install=install) == sorted(p.name for p in repo.iterdir()
+                                                       if p.is_dir() and not p.name.startswith("."))
+
+
+def test_tritonservers_core_refusal_is_one_line(repo: Path, tmp_path: Path, monkeypatch):
+    """With torchship's own checks out of the way, the core's words come back in one line."""
+    from torchship.export.triton import validate
+
+    install = _install()
+    broken = tmp_path / "repo"
+    shutil.copytree(repo, broken)
+    config = broken / "twolayernet_onnx/config.pbtxt"
+    config.write_text(config.read_text().replace("dims: [ 1000 ]", "dims: [ ]"))
+    monkeypatch.setattr(validate, "check_repository", lambda path: [])
+    with pytest.raises(TritonConfigError) as e:
+        validate.core_check(broken, install=install)
+    assert e.value.message == ("twolayernet_onnx/config.pbtxt: tritonserver's core refuses it: "
+                               "Invalid argument: model input 'x' must specify 'dims' for twolayernet_onnx")
+
+
 @pytest.fixture(scope="module")
 def served(exported: Path, tmp_path_factory):
     """All three models on one tritonserver (onnxruntime inside Triton's Python backend)."""

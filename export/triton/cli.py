@@ -74,12 +74,15 @@ def repo_command(names, fmt, out, max_batch, instances, device, queue_delay_us, 
 
 @click.command(cls=Command)
 @click.argument("repository", type=click.Path(file_okay=False, path_type=Path))
-def check_command(repository: Path) -> None:
+@click.option("--core", is_flag=True,
+              help="Also have a real tritonserver's core validate every config (through Python-backend twins).")
+def check_command(repository: Path, core: bool) -> None:
     """Check a Triton model repository torchship wrote: Triton's proto, then the contracts."""
-    from torchship.export.triton.validate import check_repository
+    from torchship.export.triton.validate import check_repository, core_check
 
-    for name in check_repository(repository):
-        console.print(f"{name}: ok")
+    names = core_check(repository) if core else check_repository(repository)
+    for name in names:
+        console.print(f"{name}: ok" + (" (proto, contract, tritonserver core)" if core else " (proto, contract)"))
 
 
 @click.command(cls=Command)

@@ -173,3 +173,51 @@ def check_repository(path: Path) -> list[str]:
 
 
 __all__ = ["check_config", "check_model_folder", "check_repository", "parse_config", "TRITON_DTYPES"]
+
+
+TWIN_MODEL = "class TritonPythonModel:\n    def execute(self, requests):\n        return []\n"
+
+
+def core_check(repository: Path, install=None) -> list[str]:
+    """Let a real tritonserver's core validate every config's tensors, batching and instances.
+
+    The native backends (onnxruntime, pytorch) are not bundled with PyTriton's server, and
+    Triton resolves the backend before it validates a config. So each model gets a twin
+    that differs only in running on the Python backend (an empty model.py): the core's
+    checks of names, data types, dims, reshape, max_batch_size, dynamic batching and
+    instance groups are backend-independent. A refusal is one line with the core's words.
+    """
+    import re
+    import tempfile
+
+    from google.protobuf import text_format
+
+    from torchship.export.triton.server import ServerError, TritonServer
+
+    repository = Path(repository)
+    names = check_repository(repository)
+    folders = sorted(p for p in repository.iterdir() if p.is_dir() and not p.name.startswith("."))
+    with tempfile.TemporaryDirectory(prefix="torchship-twin-") as tmp:
+        twins = Path(tmp) / "models"
+        for folder in folders:
+            config = parse_config((folder / "config.pbtxt").read_text(), f"{folder.name}/config.pbtxt")
+            config.ClearField("platform")
+            config.ClearField("default_model_filename")
+            config.backend = "python"
+            (twins / folder.name / "1").mkdir(parents=True)
+            (twins / folder.name / "config.pbtxt").write_text(text_format.MessageToString(config))
+            (twins / folder.name / "1" / "model.py").write_text(TWIN_MODEL)
+        log = Path(tmp) / "tritonserver.log"
+        server = TritonServer(twins, log=log, install=install, ready_timeout=120)
+        try:
+            server.start()
+        except ServerError:
+            text = log.read_text(errors="replace") if log.exists() else ""
+            failed = re.findall(r"failed to load '([^']+)' version \d+: (.*?)\"?$", text, re.MULTILINE)
+            if failed:
+                name, why = failed[0]
+                raise TritonConfigError(f"{name}/config.pbtxt: tritonserver's core refuses it: {why.strip()}") from None
+            raise
+        finally:
+            server.close()
+    return names
