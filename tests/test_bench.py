@@ -15,9 +15,6 @@ from tests.conftest import invoke
 
 TINY = ("--batch-sizes", "1,2", "--iterations", "2", "--warmup", "1", "--cold-starts", "1")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-CONFIG_KEYS_BUG = ("library bug: export/bench.py latency_table (line ~406) reads report['config']['ints'], which "
-                   "4b4c13d renamed to 'scalars' in _config_json: every bench-model run ends in KeyError: 'ints' "
-                   "before it prints its table or writes --json/--plot")
 
 
 def _bench(exported, tmp_path, *args):
@@ -63,7 +60,6 @@ def test_tiny_run_of_python_backends_records_every_backend_and_batch(exported, t
     assert report["config"]["scalars"] == {"dynamicnet": {"depth": 3}} and report["config"]["shapes"] == {}
 
 
-@pytest.mark.xfail(strict=True, raises=KeyError, reason=CONFIG_KEYS_BUG)
 def test_tiny_run_of_python_backends_writes_json_and_plot(exported, tmp_path):
     report = _bench(exported, tmp_path, "--backends", "eager,torchscript,onnxruntime", "--threads", "1")
     _check_records(report, ("eager", "torchscript", "onnxruntime"))
@@ -71,19 +67,13 @@ def test_tiny_run_of_python_backends_writes_json_and_plot(exported, tmp_path):
     assert report["config"]["scalars"] == {"dynamicnet": {"depth": 3}}
 
 
-MEAN_US_BUG = ("library bug: export/bench.py RunnerTimer.chunk reads r['mean_us'] from 'torchship-run --bench "
-               "--json', which prints median_us, p90_us, p99_us and throughput but no mean_us: KeyError: 'mean_us'")
-
-
 @pytest.mark.cpp
-@pytest.mark.xfail(strict=True, raises=KeyError, reason=f"{MEAN_US_BUG}; then {CONFIG_KEYS_BUG}")
 def test_tiny_run_with_the_cpp_runner(exported, tmp_path):
     report = _bench(exported, tmp_path, "--backends", "libtorch,onnxruntime")
     _check_records(report, ("libtorch", "onnxruntime"))
 
 
 @pytest.mark.cpp
-@pytest.mark.xfail(strict=True, raises=KeyError, reason=MEAN_US_BUG)
 def test_tiny_run_with_the_cpp_runner_records_every_batch(exported, tmp_path):
     report = _run(exported, tmp_path, ["dynamicnet"], ["libtorch", "onnxruntime"])
     _check_records(report, ("libtorch", "onnxruntime"))
@@ -114,9 +104,6 @@ def test_a_second_axis_takes_its_shape_and_other_models_keep_their_middle_golden
 
 @pytest.mark.filterwarnings("ignore::FutureWarning")
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
-@pytest.mark.xfail(strict=True, raises=TorchshipError, reason="library bug: export/bench.py's eager cold start (_CHILD_CODE['eager']) "
-                   "calls get_spec(name) in a fresh python process, where a --spec model is not registered: "
-                   "'Error: cold start of python3 failed: ... unknown model 'tagger''")
 def test_cold_start_of_eager_works_for_a_spec_model(tagger_export, tmp_path):
     report = _run(tagger_export, tmp_path, ["tagger"], ["eager", "onnxruntime"], shapes={"seq": 4})
     assert {c["backend"] for c in report["cold_start"]} == {"eager", "onnxruntime"}
@@ -165,9 +152,6 @@ def test_a_batch_beyond_the_axis_bound_is_refused_before_anything_runs(exported)
     assert result.output.strip().splitlines() == ["Error: convnet: batch 20000 is outside the model's 1..16384"]
 
 
-@pytest.mark.xfail(strict=True, reason="library bug: export/bench.py bench_sizes only reads --shape for the axes the "
-                   "model has, so a misspelt or foreign axis (convnet --shape seq=3) is silently ignored; "
-                   "torchship-run --bench refuses the same request: 'the model has no axis 'seq'; its axes are batch'")
 def test_a_shape_for_an_axis_the_model_does_not_have_is_refused(exported):
     result = invoke(bench_command, "convnet", "--artifacts", exported, *TINY, "--backends", "onnxruntime",
                     "--shape", "seq=3")

@@ -11,10 +11,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from torchship.export.cpp_runner import run_runner, runner_path
-from torchship.models import SPECS
 from torchship.errors import TorchshipError
-from torchship.models.train import load_trained
+from torchship.export.contract import flatten_outputs
+from torchship.export.cpp_runner import run_runner, runner_path
+from torchship.export.samples import scalar_combinations
+from torchship.models import BATCH, get_spec
+from torchship.models.weights import load_checkpoint
+from tests.conftest import SEEDS
 
 pytestmark = pytest.mark.cpp
 
@@ -40,7 +43,12 @@ def refused(result, message: str, code: int = 1) -> None:
     assert (result.returncode, result.stdout, result.stderr) == (code, "", f"{ERROR}{message}\n")
 
 
-def run_inputs(archive: Path, inputs, tmp_path: Path, *flags) -> torch.Tensor:
+def trained_model(exported: Path, name: str):
+    manifest = json.loads((exported / name / "manifest.json").read_text())
+    return load_checkpoint(get_spec(name), exported / name, manifest["checkpoint"]["sha256"], "re-export")
+
+
+def run_inputs(archive: Path, inputs, tmp_path: Path, *flags) -> dict:
     feed, out = tmp_path / "inputs.pt", tmp_path / "output.pt"
     torch.save(inputs, feed)
     result = run(archive, "--inputs", feed, "--output", out, *flags)
@@ -48,59 +56,76 @@ def run_inputs(archive: Path, inputs, tmp_path: Path, *flags) -> torch.Tensor:
     return torch.load(out, weights_only=True)
 
 
-@pytest.mark.parametrize("name", SPECS)
+@pytest.mark.parametrize("name", SEEDS)
 def test_check_passes_on_samples(exported, name):
-    folder = exported / name
+    folder, spec = exported / name, get_spec(name)
     result = run(folder / ARCHIVE, "--check", folder / "samples.pt", "--json")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    assert report["passed"] and report["cases"]
-    assert (report["atol"], report["rtol"]) == (SPECS[name].atol, SPECS[name].rtol)
-    assert all(case["passed"] and case["max_abs_error"] <= SPECS[name].atol for case in report["cases"])
+    assert report["passed"] and report["cases"] and report["model"] == name
+    assert (report["atol"], report["rtol"]) == (spec.atol, spec.rtol)
+    assert len(report["cases"]) == len(torch.load(folder / "samples.pt", weights_only=True))
+    for case in report["cases"]:
+        assert case["passed"] and case["max_abs_error"] <= spec.atol
+        assert [o["name"] for o in case["outputs"]] == [o.name for o in spec.outputs]
 
 
-@pytest.mark.parametrize("name", SPECS)
+@pytest.mark.parametrize("name", SEEDS)
 @pytest.mark.parametrize("batch", UNSEEN_BATCHES)
 def test_unseen_batches_match_eager(exported, tmp_path, name, batch):
-    spec = SPECS[name]
-    model, _ = load_trained(spec, exported)
-    int_values = [{i.name: v} for i in spec.int_inputs for v in i.values()] or [{}]
-    for ints in int_values:  # DynamicNet: every depth
-        inputs = spec.example_inputs(batch, torch.Generator().manual_seed(batch), **ints)
-        got = run_inputs(exported / name / ARCHIVE, list(inputs), tmp_path)
+    spec = get_spec(name)
+    contract = spec.contract()
+    model = trained_model(exported, name)
+    for scalars in scalar_combinations(spec):  # DynamicNet: every depth
+        inputs = spec.example_inputs({BATCH: batch}, torch.Generator().manual_seed(batch), **scalars)
+        got = run_inputs(exported / name / ARCHIVE, inputs, tmp_path)
         with torch.no_grad():
-            expected = model(*inputs)
-        torch.testing.assert_close(got, expected, atol=spec.atol, rtol=spec.rtol, msg=lambda m: f"{ints}: {m}")
+            expected = flatten_outputs(contract, model(**inputs))
+        assert list(got) == list(expected)
+        for key in expected:
+            torch.testing.assert_close(got[key], expected[key], atol=spec.atol, rtol=spec.rtol,
+                                       msg=lambda m: f"{scalars}: {m}")
 
 
-def test_dynamicnet_without_depth_runs_one_of_the_depths(exported, tmp_path):
-    spec = SPECS["dynamicnet"]
-    model, _ = load_trained(spec, exported)
-    (x,) = spec.example_inputs(33, torch.Generator().manual_seed(0))[:1]
+@pytest.mark.parametrize("feed", ["dict", "list", "tensor"])
+def test_dynamicnet_without_depth_runs_one_of_the_depths(exported, tmp_path, feed):
+    spec = get_spec("dynamicnet")
+    model = trained_model(exported, "dynamicnet")
+    x = spec.example_inputs({BATCH: 33}, torch.Generator().manual_seed(0))["x"]
     with torch.no_grad():
-        by_depth = [model(x, depth) for depth in spec.inputs[1].values()]
+        by_depth = [model(x, depth) for depth in spec.inputs[1].scalar_values()]
+    inputs = {"dict": {"x": x}, "list": [x], "tensor": x}[feed]
     for _ in range(3):
-        got = run_inputs(exported / "dynamicnet" / ARCHIVE, x, tmp_path)
+        got = run_inputs(exported / "dynamicnet" / ARCHIVE, inputs, tmp_path)["y"]
         assert any(torch.allclose(got, y, atol=spec.atol, rtol=spec.rtol) for y in by_depth)
+
+
+def test_seed_makes_the_depth_draw_repeatable(exported, tmp_path):
+    x = torch.randn(4, 1000, generator=torch.Generator().manual_seed(1))
+    draws = [run_inputs(exported / "dynamicnet" / ARCHIVE, {"x": x}, tmp_path, "--seed", 5)["y"] for _ in range(2)]
+    assert torch.equal(draws[0], draws[1])
 
 
 def test_check_fails_on_a_perturbed_sample(exported, tmp_path):
     folder = exported / "dynamicnet"
     cases = torch.load(folder / "samples.pt", weights_only=True)
-    cases[2]["output"][0, 0] += 1e-2  # far outside atol 1e-5
+    cases[2]["outputs"]["y"][0, 0] += 1e-2  # far outside atol 1e-5
     torch.save(cases, tmp_path / "samples.pt")  # no manifest.json beside it: no sha256 to trip
     result = run(folder / ARCHIVE, "--check", tmp_path / "samples.pt")
     assert result.returncode == 1
     assert result.stderr == f"{ERROR}1 of {len(cases)} cases fail the check: {cases[2]['name']}\n"
-    assert f"{cases[2]['name']}" in result.stdout and "FAIL (needs atol 0.00997 at rtol 0.0001)" in result.stdout
+    assert f"{cases[2]['name']}" in result.stdout and "FAIL" in result.stdout
+    assert "output 'y': max abs error 0.01 needs atol 0.00997 at rtol 0.0001 (atol is 1e-05)" in result.stdout
 
 
-def test_check_json_reports_each_case(exported):
+def test_check_json_reports_each_case_and_output(exported):
     folder = exported / "twolayernet"
     result = run(folder / ARCHIVE, "--check", folder / "samples.pt", "--atol", 0, "--rtol", 0, "--json")
     report = json.loads(result.stdout)
-    assert set(report["cases"][0]) == {"name", "max_abs_error", "max_rel_error", "required_atol", "passed",
-                                       "problem"}
+    assert set(report["cases"][0]) == {"name", "max_abs_error", "max_rel_error", "needed_atol", "passed", "outputs"}
+    assert set(report["cases"][0]["outputs"][0]) == {"name", "passed", "atol", "rtol", "max_abs_error",
+                                                     "max_rel_error", "needed_atol", "message"}
+    assert (report["atol"], report["rtol"]) == (0, 0)
     assert result.returncode == (0 if report["passed"] else 1)
 
 
@@ -109,9 +134,14 @@ def test_bench_json(exported):
                  "--int", "depth=2", "--threads", 1, "--json")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    assert {"first_call_us", "median_us", "p90_us", "p99_us", "throughput", "batch", "iterations"} <= set(report)
-    assert (report["batch"], report["iterations"], report["threads"]) == (4, 20, 1)
+    assert {"first_call_us", "median_us", "p90_us", "p99_us", "throughput", "batch", "iterations", "axes"} <= set(report)
+    assert (report["batch"], report["axes"], report["iterations"], report["threads"]) == (4, {"batch": 4}, 20, 1)
     assert 0 < report["median_us"] <= report["p90_us"] <= report["p99_us"]
+
+
+def test_bench_json_has_what_bench_model_reads(exported):
+    result = run(exported / "dynamicnet" / ARCHIVE, "--bench", 5, "--warmup", 1, "--batch", 2, "--json")
+    assert "mean_us" in json.loads(result.stdout)
 
 
 # ---- refusals: each bad input class, its exact line and exit code ----
@@ -128,14 +158,17 @@ def _nan_x():
 BAD_INPUTS = {
     "too many": ([torch.randn(X_SHAPE), 1, 2], "expected 1 to 2 inputs (x, depth), got 3"),
     "none": ([], "expected 1 to 2 inputs (x, depth), got 0"),
+    "unknown name": ({"x": torch.randn(X_SHAPE), "width": 3}, "unknown input 'width'; the model takes x, depth"),
+    "missing name": ({"depth": 2}, "missing input 'x'; the model takes x, depth"),
     "int for tensor": ([5], "input 'x': expected a tensor, got int"),
     "tensor for int": ([torch.randn(X_SHAPE), torch.tensor(2)], "input 'depth': expected an int, got Tensor"),
+    "bool for int": ({"x": torch.randn(X_SHAPE), "depth": True}, "input 'depth': expected an int, got bool"),
     "dtype": (torch.randn(X_SHAPE, dtype=torch.float64), "input 'x': expected dtype float32, got float64"),
     "rank": (torch.randn(1000), "input 'x': expected shape [batch, 1000], got [1000]"),
     "fixed dim": (torch.randn(3, 999), "input 'x': expected shape [batch, 1000], got [3, 999]"),
-    "batch 0": (torch.randn(0, 1000), "input 'x': batch size 0; expected at least 1 row"),
-    "depth range": ([torch.randn(X_SHAPE), 1000], "input 'depth': expected an int in 0..3, got 1000"),
-    "depth negative": ([torch.randn(X_SHAPE), -1], "input 'depth': expected an int in 0..3, got -1"),
+    "batch 0": (torch.randn(0, 1000), "input 'x': batch 0 is below its minimum 1"),
+    "depth range": ([torch.randn(X_SHAPE), 1000], "input 'depth': expected values in 0..3, got 1000"),
+    "depth negative": ({"x": torch.randn(X_SHAPE), "depth": -1}, "input 'depth': expected values in 0..3, got -1"),
     "nan": (_nan_x(), "input 'x': 3 non-finite values (NaN or Inf); pass --allow-non-finite to run anyway"),
 }
 
@@ -149,21 +182,27 @@ def test_bad_input_is_refused(exported, tmp_path, case):
     assert not (tmp_path / "o.pt").exists()
 
 
-def test_batch_over_max_batch_is_refused(exported, tmp_path):
-    # convnet's max_batch is 16384: a real tensor just over it stays small enough to save.
-    spec = SPECS["convnet"]
-    torch.save(torch.zeros(spec.max_batch + 1, 1, 32, 32), tmp_path / "in.pt")
+def test_batch_over_the_axis_maximum_is_refused(exported, tmp_path):
+    # convnet's batch axis ends at 16384: a real tensor just over it stays small enough to save.
+    limit = get_spec("convnet").axes[BATCH].max
+    assert limit == 16384
+    torch.save(torch.zeros(limit + 1, 1, 32, 32), tmp_path / "in.pt")
     result = run(exported / "convnet" / ARCHIVE, "--inputs", tmp_path / "in.pt", "--output", tmp_path / "o.pt")
-    refused(result, f"input 'x': batch {spec.max_batch + 1} exceeds the model's max_batch {spec.max_batch}")
+    refused(result, f"input 'x': batch {limit + 1} exceeds its maximum {limit}")
 
 
-def test_bench_refuses_a_batch_over_max_batch_before_allocating(exported):
+def test_bench_refuses_a_batch_over_the_maximum_before_allocating(exported):
     result = run(exported / "dynamicnet" / ARCHIVE, "--bench", 1, "--batch", 300000)
-    refused(result, "input 'x': batch 300000 exceeds the model's max_batch 262144")
+    refused(result, "input 'x': batch 300000 exceeds its maximum 262144")
+
+
+def test_bench_refuses_an_axis_the_model_does_not_have(exported):
+    refused(run(exported / "dynamicnet" / ARCHIVE, "--bench", 1, "--shape", "seq=3"),
+            "the model has no axis 'seq'; its axes are batch")
 
 
 def test_nan_runs_with_allow_non_finite(exported, tmp_path):
-    got = run_inputs(exported / "dynamicnet" / ARCHIVE, [_nan_x(), 1], tmp_path, "--allow-non-finite")
+    got = run_inputs(exported / "dynamicnet" / ARCHIVE, [_nan_x(), 1], tmp_path, "--allow-non-finite")["y"]
     assert got.shape == (3, 10) and got[0].isnan().all() and got[1:].isfinite().all()
 
 
@@ -236,8 +275,8 @@ def test_no_mode_is_a_usage_error(exported):
 def test_help(runner):
     result = run("--help")
     assert result.returncode == 0
-    for option in ("--inputs", "--output", "--check", "--atol", "--bench", "--batch", "--int", "--device",
-                   "--threads", "--allow-non-finite", "--json"):
+    for option in ("--inputs", "--output", "--seed", "--check", "--atol", "--rtol", "--bench", "--shape", "--batch",
+                   "--int", "--device", "--threads", "--allow-non-finite", "--json"):
         assert option in result.stdout
 
 
@@ -253,7 +292,7 @@ def test_cuda_requested_without_cuda(exported):
 
 
 @pytest.mark.cuda
-@pytest.mark.parametrize("name", SPECS)
+@pytest.mark.parametrize("name", SEEDS)
 def test_cuda_matches_eager(exported, name):
     folder = exported / name
     result = run(folder / ARCHIVE, "--check", folder / "samples.pt", "--device", "cuda", "--json")

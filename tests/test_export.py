@@ -319,3 +319,14 @@ def test_a_checkpoint_that_is_not_a_state_dict_is_one_line(user_models, tmp_path
     assert result.exit_code == 1
     (line,) = result.output.strip().splitlines()
     assert line.startswith(f"Error: {ckpt}") and words in line, line
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_all_exports_every_model_that_has_weights(trained, user_models, tmp_path):
+    for name in SEEDS:
+        shutil.copytree(trained / name, tmp_path / "a" / name, ignore=shutil.ignore_patterns("model.*", "manifest.json",
+                                                                                              "samples.pt"))
+    result = invoke(export_command, "all", "--spec", f"{user_models}:TINY", "--format", "torchscript",
+                    "--artifacts", tmp_path / "a")
+    assert result.exit_code == 0, result.output
+    assert all((tmp_path / "a" / name / "manifest.json").is_file() for name in SEEDS)

@@ -3,7 +3,7 @@
 Fixed seed. For each model: single-byte mutations (random offset, random xor) and
 truncations of a lone copy of the archive (no manifest.json beside it, so the zip
 checks alone must catch the damage), each run on the same inputs (every int input at
-its highest value, so DynamicNet uses every layer). An outcome is one of
+its highest value, so DynamicNet uses every layer), saved as a dict by input name. An outcome is one of
   refused    exit 1, nothing on stdout, one stderr line `torchship-run: error: ...`
   identical  exit 0 and an output bit-identical to the unmutated archive's
   signal     killed by a signal (a crash)
@@ -19,7 +19,8 @@ import pytest
 import torch
 
 from torchship.export.cpp_runner import run_runner
-from torchship.models import SPECS
+from torchship.models import BATCH, get_spec
+from tests.conftest import SEEDS
 
 pytestmark = pytest.mark.cpp
 
@@ -36,11 +37,12 @@ def probe(archive: Path, inputs: Path):
     return result, (torch.load(output, weights_only=True) if result.returncode == 0 else None)
 
 
-def classify(result, output, baseline: torch.Tensor) -> str:
+def classify(result, output, baseline: dict) -> str:
     if result.returncode < 0:
         return "signal"
     if result.returncode == 0:
-        return "identical" if torch.equal(output, baseline) else "wrong"
+        same = output.keys() == baseline.keys() and all(torch.equal(output[k], baseline[k]) for k in baseline)
+        return "identical" if same else "wrong"
     lines = result.stderr.splitlines()
     if (result.returncode == 1 and result.stdout == "" and len(lines) == 1
             and lines[0].startswith("torchship-run: error: ")):
@@ -51,15 +53,16 @@ def classify(result, output, baseline: torch.Tensor) -> str:
 def test_damaged_archives_are_refused_or_harmless(exported, tmp_path):
     rng = random.Random(SEED)
     jobs = []  # (model, what, path to the damaged lone archive)
-    for i, (name, spec) in enumerate(SPECS.items()):
-        ints = {i.name: i.high for i in spec.int_inputs}
-        torch.save(list(spec.example_inputs(3, torch.Generator().manual_seed(0), **ints)), tmp_path / f"{name}.pt")
+    for i, name in enumerate(SEEDS):
+        spec = get_spec(name)
+        scalars = {s.name: s.scalar_values()[-1] for s in spec.scalar_inputs}  # every layer runs
+        torch.save(spec.example_inputs({BATCH: 3}, torch.Generator().manual_seed(0), **scalars), tmp_path / f"{name}.pt")
         original = (exported / name / "model.torchscript.pt").read_bytes()
         lone = tmp_path / name / "original" / "model.torchscript.pt"
         lone.parent.mkdir(parents=True)
         lone.write_bytes(original)
         jobs.append((name, "original", lone))
-        share = lambda total: total // len(SPECS) + (i < total % len(SPECS))  # noqa: E731
+        share = lambda total: total // len(SEEDS) + (i < total % len(SEEDS))  # noqa: E731
         for k in range(share(MUTATIONS)):
             offset, xor = rng.randrange(len(original)), rng.randrange(1, 256)
             data = bytearray(original)
@@ -85,7 +88,7 @@ def test_damaged_archives_are_refused_or_harmless(exported, tmp_path):
         outcomes[outcome] += 1
         if outcome in ("signal", "wrong"):
             bad.append(f"{name} {what}: {outcome} (exit {result.returncode}) {result.stderr.strip()[:200]}")
-    print(f"\nfuzz: {MUTATIONS} byte mutations + {TRUNCATIONS} truncations over {len(SPECS)} archives: "
+    print(f"\nfuzz: {MUTATIONS} byte mutations + {TRUNCATIONS} truncations over {len(SEEDS)} archives: "
           + ", ".join(f"{k} {outcomes[k]}" for k in ("refused", "identical", "signal", "wrong")))
     assert sum(outcomes.values()) == MUTATIONS + TRUNCATIONS
     assert not bad, "\n".join(bad)
