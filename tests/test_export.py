@@ -330,3 +330,60 @@ def test_all_exports_every_model_that_has_weights(trained, user_models, tmp_path
                     "--artifacts", tmp_path / "a")
     assert result.exit_code == 0, result.output
     assert all((tmp_path / "a" / name / "manifest.json").is_file() for name in SEEDS)
+
+
+SCALED = '''
+import torch
+from torch import nn
+
+from torchship.models import BATCH, InputSpec, ModelSpec, OutputSpec
+
+
+class Scaled(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(4, 3)
+
+    def forward(self, x: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+        return self.linear(x) * scale
+
+
+SCALED = ModelSpec(name="scaled", summary="Linear(4, 3) times a float", build=Scaled,
+                   inputs=(InputSpec("x", shape=(BATCH, 4)), InputSpec("scale", kind="float", low=0.0, high=2.0,
+                                                                        optional=True)),
+                   outputs=(OutputSpec("y", shape=(BATCH, 3)),))
+'''
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_a_float_scalar_input_is_scripted_not_traced_and_not_sent_to_torch_export(tmp_path):
+    (tmp_path / "scaled.py").write_text(SCALED)
+    ref = f"{tmp_path / 'scaled.py'}:SCALED"
+    import importlib.util
+
+    loader = importlib.util.spec_from_file_location("scaled_weights", tmp_path / "scaled.py")
+    module = importlib.util.module_from_spec(loader)
+    loader.loader.exec_module(module)
+    torch.save(module.Scaled().state_dict(), tmp_path / "scaled.pt")
+    args = ["scaled", "--spec", ref, "--weights", tmp_path / "scaled.pt", "--artifacts", tmp_path / "a"]
+
+    traced = invoke(export_command, *args, "--format", "torchscript")  # auto: no control flow declared, so a trace
+    assert traced.exit_code == 1
+    assert traced.output.strip().splitlines()[-1] == (
+        "Error: scaled: trace froze scale=2.0; outputs differ for scale 0.0; use --mode script")
+    to_onnx = invoke(export_command, *args, "--format", "onnx")
+    assert to_onnx.exit_code == 1
+    assert to_onnx.output.strip().splitlines()[-1] == (
+        "Error: scaled: torch.export sees scalar input scale as a 0-dim tensor, and the model has no "
+        "forward_for_export(...) taking it as one; add one, or use --format torchscript --mode script")
+    assert not (tmp_path / "a" / "scaled" / "manifest.json").exists()
+
+    scripted = invoke(export_command, *args, "--format", "torchscript", "--mode", "script")
+    assert scripted.exit_code == 0, scripted.output
+    artifact = Artifact.open(tmp_path / "a", "scaled")
+    cases = load_samples(artifact.samples())
+    assert sorted({c.inputs["scale"] for c in cases}) == [0.0, 2.0]
+    backend = TorchScriptBackend().load(artifact)
+    x = torch.ones(2, 4)
+    assert torch.equal(backend.run({"x": x, "scale": 0.0})["y"], torch.zeros(2, 3))
+    assert torch.allclose(backend.run({"x": x})["y"] * 2, backend.run({"x": x, "scale": 2.0})["y"])
