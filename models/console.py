@@ -1,6 +1,7 @@
 """The terminal: one rich console for every command, progress bars, and the error edge."""
 
 import contextlib
+import errno
 import signal
 import threading
 
@@ -72,6 +73,7 @@ class Command(click.Command):
     The library raises TorchshipError subclasses and never prints; this is the one
     place they become what a user sees. SIGTERM ends the command like Ctrl-C does:
     its temp files are removed, then one line and exit code 143 (128 + SIGTERM).
+    An ENOSPC/EDQUOT OSError from anywhere is one line too.
     """
 
     def invoke(self, ctx: click.Context):
@@ -80,6 +82,14 @@ class Command(click.Command):
                 return super().invoke(ctx)
             except TorchshipError as e:
                 raise click.ClickException(e.message) from None
+            except OSError as e:
+                # A full disk is the user's to fix, wherever the write happened (a --json
+                # report, a plot): one line, not a traceback. Any other OSError is a bug.
+                if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+                    raise
+                where = f" writing {e.filename}" if e.filename else ""
+                raise click.ClickException(f"no space left on device{where}; free some space and run "
+                                           "the command again") from None
             except Terminated as e:
                 click.echo(f"Error: stopped by {signal.Signals(e.signum).name}; no half-written file was left",
                            err=True)

@@ -340,6 +340,22 @@ def test_sigterm_becomes_an_exception_only_inside_a_command():
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
 
 
+def test_a_full_disk_anywhere_in_a_command_is_one_line(tmp_path):
+    import click
+    from click.testing import CliRunner
+
+    from torchship.models.console import Command
+
+    @click.command(cls=Command)
+    def cmd():
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "report.json"))
+
+    result = CliRunner().invoke(cmd, [])
+    assert result.exit_code == 1
+    assert result.output.strip() == f"Error: no space left on device writing {tmp_path / 'report.json'}; " \
+                                    "free some space and run the command again"
+
+
 # --- the campaign ---------------------------------------------------------------------------
 
 def check_counts(counts) -> None:

@@ -2,6 +2,7 @@
 
     python -m tests.hostile.campaign ARTIFACTS [--mode before|after] [--classes a,b] [--seed S]
 
+HOSTILE_NO_TMPFS=1 fakes ENOSPC at os.write even where a tmpfs could be mounted.
 ARTIFACTS holds exported models (NAME/model.torchscript.pt, samples.pt, manifest.json).
 The C++ classes run torchship-run through export/cpp_runner.run_runner (build/torchship-run,
 or $TORCHSHIP_RUN: point it at an older binary for the "before" numbers).
@@ -468,7 +469,7 @@ def run_campaign(artifacts: Path, work: Path, mode: str = "after", classes=ALL_C
     classes = set(classes)
     campaign.plan_cpp(classes)
     campaign.plan_python(classes)
-    campaign.plan_writers(classes, can_mount_tmpfs())
+    campaign.plan_writers(classes, can_mount_tmpfs() and not os.environ.get("HOSTILE_NO_TMPFS"))
     counts = campaign.run()
     return counts, campaign.examples
 
