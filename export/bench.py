@@ -33,6 +33,7 @@ from torchship.export.artifact import Artifact
 from torchship.export.backends import BACKENDS, Backend
 from torchship.export.contract import check_inputs
 from torchship.export.cpp_runner import run_runner_or_fail, runner_path
+from torchship.models import entries
 from torchship.models.artifacts import WEIGHTS, atomic_path
 from torchship.errors import TorchshipError
 from torchship.models.spec import BATCH, ModelSpec
@@ -93,7 +94,7 @@ class RunnerTimer:
     def chunk(self, calls: int, warmup: int) -> Chunk:
         result = run_runner_or_fail(["--bench", calls, "--warmup", warmup, *self.args], "torchship-run --bench failed")
         r = json.loads(result.stdout.strip().splitlines()[-1])
-        total_us = r["iterations"] * r["mean_us"]
+        total_us = r["batch"] * r["iterations"] / r["throughput"] * 1e6  # throughput is rows of `batch` per s
         return Chunk(r["iterations"], total_us, r["median_us"], r["p90_us"], r["p99_us"])
 
 
@@ -172,9 +173,15 @@ class Benchmark:
         self.artifacts = {name: Artifact.open(config.artifacts, name) for name in config.models}
         self.skipped: dict[str, str] = {}  # label: why, for default backends that cannot run here
         self.measurements: list[Measurement] = []
-        for name, artifact in self.artifacts.items():
+        known_axes = {axis for a in self.artifacts.values() for axis in a.spec.axes}
+        for axis in config.shapes:
+            if axis not in known_axes:
+                raise TorchshipError(f"--shape {axis}: no model benchmarked here has an axis {axis!r}; "
+                                     f"their axes are {', '.join(sorted(known_axes))}")
+        for artifact in self.artifacts.values():  # refuse a size before loading anything
             for batch in config.batch_sizes:
-                bench_sizes(artifact.spec, batch, config.shapes)  # refuse a size before loading anything
+                bench_sizes(artifact.spec, batch, config.shapes)
+        for artifact in self.artifacts.values():
             for backend in self._backends():
                 self.measurements += self._measurements(artifact, backend.load(artifact))
         # A cell: one model x batch, every backend; rounds go cell by cell.
@@ -274,8 +281,9 @@ class Benchmark:
                 for i, v in spec.example_inputs(bench_sizes(spec, 1, self.config.shapes),
                                                 **bench_scalars(spec)).items()
                 for i in [next(s for s in spec.inputs if s.name == i)]}
+        ref = entries()[model].ref or ""  # a --spec model is registered again in the child
         return [sys.executable, "-c", _CHILD_PRELUDE + _CHILD_CODE[backend], str(source), json.dumps(feed),
-                threads, model]
+                threads, model, ref]
 
     def _config_json(self, load_before: tuple) -> dict:
         import onnxruntime
@@ -319,7 +327,8 @@ def _cpu_model() -> str:
 
 # A fresh Python process serving one model: import, load, one forward on batch 1, print.
 # argv: file, feed (JSON by input name: {"dtype", "shape", "fill"} per tensor input, the value per
-# scalar), threads, model. Floating tensors are random, others filled with `fill` (in range).
+# scalar), threads, model, the --spec reference that registers it (or ""). Floating tensors are random,
+# others filled with `fill` (in range).
 _CHILD_PRELUDE = "import json, sys\nfile, feed, threads = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3])\n"
 _TORCH_FORWARD = """torch.set_num_threads(threads)
 def value(f):
@@ -333,8 +342,10 @@ print("ok", flush=True)
 """
 _CHILD_CODE = {
     "eager": """import torch
-from torchship.models import get_spec
+from torchship.models import get_spec, load_spec_ref
 from torchship.models.weights import load_into
+if sys.argv[5]:
+    load_spec_ref(sys.argv[5])
 model = load_into(get_spec(sys.argv[4]), file, "")
 """ + _TORCH_FORWARD,
     "torchscript": """import torch
@@ -403,7 +414,7 @@ def latency_table(report: dict):
     c = report["config"]
     table = Table("model", "batch", "backend", "median", "p90", "throughput", "vs onnxruntime",
                   title=f"latency on {c['device']}, {c['threads']} threads "
-                        f"({c['rounds']} interleaved rounds; int inputs {_ints_note(c['ints'])})")
+                        f"({c['rounds']} interleaved rounds; scalar inputs {_scalars_note(c['scalars'])})")
     previous = None
     for r in report["records"]:
         if previous is not None and r["model"] != previous:
@@ -462,5 +473,5 @@ def _us(us: float) -> str:
     return f"{us:,.1f} µs" if us < 1000 else f"{us / 1000:,.2f} ms"
 
 
-def _ints_note(ints: dict[str, dict[str, int]]) -> str:
-    return ", ".join(f"{model} {k}={v}" for model, values in ints.items() for k, v in values.items()) or "none"
+def _scalars_note(scalars: dict[str, dict]) -> str:
+    return ", ".join(f"{model} {k}={v}" for model, values in scalars.items() for k, v in values.items()) or "none"

@@ -8,7 +8,9 @@ from torchship.export.artifact import FORMATS
 from torchship.export.backends import BACKENDS
 from torchship.export.bench import BENCH_BACKENDS
 from torchship.export.torchscript import MODES
+from torchship.errors import TorchshipError
 from torchship.models import entries, get_spec
+from torchship.models.artifacts import WEIGHTS
 from torchship.models.cli import artifacts_option, expand_names, spec_option
 from torchship.models.console import Command, console, progress_bar
 
@@ -61,6 +63,14 @@ def export_command(names: tuple[str, ...], weights: Path | None, fmt: str, mode:
     models = expand_names(names)
     if weights is not None and len(models) != 1:
         raise click.UsageError("--weights belongs to one model; name exactly one")
+    if "all" in names:  # every model that has weights here; the others are named, not failed
+        without = [n for n in models if not (Path(artifacts) / n / WEIGHTS).is_file()]
+        models = [n for n in models if n not in without]
+        if without:
+            console.print(f"[dim]skipped {', '.join(without)}: no weights in {artifacts}/ "
+                          "(train-model NAME, or export-model NAME --weights CKPT)[/]")
+        if not models:
+            raise TorchshipError(f"no model has weights in {artifacts}/; run 'train-model all' first")
     formats = list(FORMATS) if fmt == "all" else [fmt]
     table = Table("model", "format", "mode", "size", "export time", "max abs error",
                   title="exported and checked against eager")
@@ -139,7 +149,6 @@ def verify_command(names, backends, device, atol, rtol, artifacts, json_path) ->
     from torchship.export.artifact import Artifact
     from torchship.export.verify import Plan, random_default_draws, verify_model, worst_failure
     from torchship.models.artifacts import write_json
-    from torchship.errors import TorchshipError
 
     plan = Plan(backends, device)
     models = expand_names(names)

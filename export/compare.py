@@ -24,10 +24,14 @@ class Comparison:
     comparable: bool = True  # False: shapes or dtypes differ, nothing was compared
     detail: str = ""  # the case (and output) this comparison is about
     problem: str = ""  # why it was not comparable
+    # Every compared output within its own tolerance. Kept apart from needed_atol <= atol
+    # because a merge spans outputs with different tolerances.
+    within: bool | None = None
 
     @property
     def passed(self) -> bool:
-        return self.comparable and self.needed_atol <= self.atol
+        within = self.needed_atol <= self.atol if self.within is None else self.within
+        return self.comparable and within
 
     def __bool__(self) -> bool:
         return self.passed
@@ -40,6 +44,7 @@ class Comparison:
             max(self.max_abs_error, other.max_abs_error), max(self.max_rel_error, other.max_rel_error),
             max(self.needed_atol, other.needed_atol), worst.atol, worst.rtol,
             self.comparable and other.comparable, worst.detail, worst.problem,
+            self.passed and other.passed,
         )
 
     def describe(self) -> str:

@@ -48,6 +48,8 @@ def normalize_feed(contract: dict, feed) -> dict[str, Any]:
     Optional inputs given as None or left out are absent from the result.
     """
     specs = contract["inputs"]
+    if isinstance(feed, torch.Tensor):  # one tensor: the first input, positionally
+        feed = [feed]
     if isinstance(feed, (list, tuple)):
         required = sum(1 for s in specs if not s.get("optional"))
         if not required <= len(feed) <= len(specs):
@@ -55,7 +57,8 @@ def normalize_feed(contract: dict, feed) -> dict[str, Any]:
             raise ContractError(message("input_count", count=count, names=_names(specs), got=len(feed)))
         feed = {s["name"]: v for s, v in zip(specs, feed)}
     elif not isinstance(feed, Mapping):
-        raise ContractError(message("input_count", count=len(specs), names=_names(specs), got=1))
+        raise ContractError("expected inputs as a dict {input name: value}, a list or tuple, or one tensor; "
+                            f"got {type(feed).__name__}")
     known = {s["name"] for s in specs}
     for name in feed:
         if name not in known:
@@ -133,7 +136,7 @@ def _check_range(spec: dict, value, scalar) -> None:
     if low is None and high is None or spec["kind"] == "bool":
         return
     if scalar is not None:
-        if (low is not None and scalar < low) or (high is not None and scalar > high):
+        if not ((low is None or scalar >= low) and (high is None or scalar <= high)):  # NaN is outside
             raise ContractError(message("value_out_of_range", name=spec["name"], low=_number(low),
                                         high=_number(high), got=_number(scalar)))
         return

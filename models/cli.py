@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from torchship.errors import TorchshipError
+from torchship.errors import SpecError, TorchshipError
 from torchship.models import entries, get_spec, load_spec_ref
 from torchship.models.artifacts import DEFAULT_ARTIFACTS
 from torchship.models.console import Command, console, progress_bar
@@ -66,6 +66,9 @@ def main(names: tuple[str, ...], steps: int | None, seed: int, artifacts: Path) 
 
     for name in expand_names(names, trainable=True):
         spec = get_spec(name)
+        if spec.recipe is None:
+            raise SpecError(f"{name} has no training recipe; bring its weights with "
+                            f"'export-model {name} --weights CKPT'")
         total = steps or spec.recipe.steps
         start = time.perf_counter()
         with progress_bar() as bar:

@@ -9,6 +9,7 @@ An entry point or a `--spec` attribute may be a ModelSpec, a list or tuple of th
 a callable returning either.
 """
 
+import hashlib
 import importlib
 import importlib.metadata
 import importlib.util
@@ -26,13 +27,14 @@ ENTRY_POINT_GROUP = "torchship.models"
 class Entry:
     spec: ModelSpec
     origin: str  # where it came from, for `export-model --list` and clash messages
+    ref: str | None = None  # the --spec reference that loads it again (in a child process)
 
 
 _entries: dict[str, Entry] = {}
 _entry_points_loaded = False
 
 
-def register(spec: ModelSpec, origin: str = "register()") -> ModelSpec:
+def register(spec: ModelSpec, origin: str = "register()", ref: str | None = None) -> ModelSpec:
     """Add `spec`; a second, different spec under the same name is a SpecError."""
     if not isinstance(spec, ModelSpec):
         raise SpecError(f"{origin}: expected a torchship ModelSpec, got {type(spec).__name__}")
@@ -40,11 +42,11 @@ def register(spec: ModelSpec, origin: str = "register()") -> ModelSpec:
     if previous is not None and previous.spec is not spec:
         raise SpecError(f"model {spec.name!r} from {origin} clashes with the one from {previous.origin}; "
                         "rename one of them")
-    _entries.setdefault(spec.name, Entry(spec, origin))
+    _entries.setdefault(spec.name, Entry(spec, origin, ref))
     return spec
 
 
-def _register_all(value, origin: str) -> list[ModelSpec]:
+def _register_all(value, origin: str, ref: str | None = None) -> list[ModelSpec]:
     if callable(value) and not isinstance(value, ModelSpec):
         try:
             value = value()
@@ -53,7 +55,7 @@ def _register_all(value, origin: str) -> list[ModelSpec]:
         except Exception as e:
             raise SpecError(f"{origin}: calling it failed: {type(e).__name__}: {e}") from None
     specs = list(value) if isinstance(value, (list, tuple)) else [value]
-    return [register(spec, origin) for spec in specs]
+    return [register(spec, origin, ref) for spec in specs]
 
 
 def load_entry_points() -> None:
@@ -85,13 +87,17 @@ def load_spec_ref(ref: str) -> list[ModelSpec]:
             path = Path(target)
             if not path.is_file():
                 raise SpecError(f"{origin}: no file {path}")
-            module_name = f"torchship_user_spec_{abs(hash(path.resolve()))}"
+            module_name = f"torchship_user_spec_{hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]}"
             module = sys.modules.get(module_name)
             if module is None:
                 loader_spec = importlib.util.spec_from_file_location(module_name, path)
                 module = importlib.util.module_from_spec(loader_spec)
-                sys.modules[module_name] = module
-                loader_spec.loader.exec_module(module)
+                sys.modules[module_name] = module  # dataclasses and pickling look it up there
+                try:
+                    loader_spec.loader.exec_module(module)
+                except BaseException:
+                    del sys.modules[module_name]  # a second load must fail the same way
+                    raise
         else:
             module = importlib.import_module(target)
     except SpecError:
@@ -100,7 +106,7 @@ def load_spec_ref(ref: str) -> list[ModelSpec]:
         raise SpecError(f"{origin} failed to import: {type(e).__name__}: {e}") from None
     if not hasattr(module, attr):
         raise SpecError(f"{origin}: {target} has no attribute {attr!r}")
-    return _register_all(getattr(module, attr), origin)
+    return _register_all(getattr(module, attr), origin, ref)
 
 
 def entries() -> dict[str, Entry]:

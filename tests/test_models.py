@@ -217,10 +217,6 @@ def test_a_file_whose_spec_is_malformed_names_the_spec_and_field(tmp_path):
     assert refused.value.message == f"model spec 'bad': inputs.x.dtype: expected one of {DTYPES}, got 'float99'"
 
 
-@pytest.mark.xfail(strict=True, reason="library bug: models/registry.py load_spec_ref puts a file's module in "
-                   "sys.modules before exec_module and keeps it when exec fails, so loading the same file again "
-                   "(a notebook, a test, a second --spec) finds the half-run module: 'has no attribute' instead "
-                   "of the real error")
 def test_a_file_that_failed_to_load_fails_the_same_way_again(tmp_path):
     bad = tmp_path / "raises.py"
     bad.write_text("raise ValueError('a typo in the user file')\nSPEC = None\n")

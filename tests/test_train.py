@@ -74,10 +74,6 @@ def test_a_model_without_a_recipe_is_one_line_pointing_at_weights(user_models, t
     assert not (tmp_path / "tiny").exists()
 
 
-@pytest.mark.xfail(strict=True, raises=AttributeError,
-                   reason="library bug: models/cli.py main() computes `steps or spec.recipe.steps` before "
-                          "train() checks spec.recipe, so a spec without a recipe crashes with AttributeError "
-                          "('NoneType' object has no attribute 'steps') instead of the one-line SpecError")
 def test_a_model_without_a_recipe_and_no_steps_is_one_line(user_models, tmp_path):
     result = invoke(train_command, "tiny", "--spec", f"{user_models}:TINY", "--artifacts", tmp_path)
     assert result.exit_code == 1

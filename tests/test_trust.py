@@ -98,9 +98,6 @@ def test_compare_outputs_checks_every_output_and_names_the_worst():
     assert not refused and refused.describe() == "output 'h': dtype float64, expected float32"
 
 
-@pytest.mark.xfail(strict=True, reason="library bug: export/compare.py Comparison.merge keeps the max needed_atol "
-                   "of both outputs but the atol of the one it calls worst, so output h at 0.4 (its own atol "
-                   "0.5) merged with a passing y (atol 1e-5) reports needed 0.4 > allowed 1e-5: a fail")
 def test_an_output_within_its_own_tolerance_passes_beside_a_stricter_one():
     contract, expected = _two_tolerances()
     result = compare_outputs({"y": torch.zeros(2, 3), "h": torch.full((2, 4), 0.4)}, expected, contract)
@@ -205,10 +202,6 @@ def test_every_input_message_of_the_table_is_exercised():
         assert any(_pattern(messages()[key]).match(m) for _, _, m in INPUT_RULES), key
 
 
-@pytest.mark.xfail(strict=True, reason="library bug: export/contract.py normalize_feed refuses a bare tensor "
-                   "with input_count using count=len(specs) and got=1, so a one-input model reads "
-                   "'expected 1 inputs (x), got 1' and dynamicnet 'expected 2 inputs (x, depth), got 1' "
-                   "(x alone is a valid call)")
 def test_a_bare_tensor_is_taken_as_the_only_input_or_refused_without_contradiction():
     for inputs in ((InputSpec("x", shape=(BATCH, 3)),),
                    (InputSpec("x", shape=(BATCH, 3)), InputSpec("depth", kind="int", low=0, high=3, optional=True))):
