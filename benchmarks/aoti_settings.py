@@ -27,7 +27,8 @@ from pathlib import Path
 
 import torch
 
-from torchship.export.aoti import compile_package, export_program, graph_inputs
+from torchship.export.aoti import compile_package, export_program
+from torchship.export.program import graph_inputs
 from torchship.export.backends.aoti import AotiBackend
 from torchship.models import get_spec
 
@@ -112,7 +113,7 @@ def measure(name: str, artifacts: Path, settings: list[str], batches: list[int],
         start = time.perf_counter()
         backend = AotiBackend().load_file(contract, path)
         row["load_ms"] = round((time.perf_counter() - start) * 1e3, 1)
-        flat = {b: graph_inputs(contract, feed, "cpu") for b, feed in feeds.items()}
+        flat = {b: graph_inputs(contract, feed, "aoti", "cpu") for b, feed in feeds.items()}
         start = time.perf_counter()
         outputs = {batches[0]: backend.loader.run(flat[batches[0]])}
         row["first_call_us"] = round((time.perf_counter() - start) * 1e6, 1)

@@ -200,7 +200,7 @@ def main(argv=None) -> int:
                 name = args.models[0]
                 faults.append(fault_run(server, name, artifacts[name].contract, pools[name]))
 
-    print(f"| model | protocol | clients | requests | throughput (req/s) | rows/s | p50 (ms) | p99 (ms) | errors | mismatches |")
+    print("| model | protocol | clients | requests | throughput (req/s) | rows/s | p50 (ms) | p99 (ms) | errors | mismatches |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         print(f"| {r['model']} | {r['protocol']} | {r['clients']} | {r['requests']} | {r['throughput_rps']:.0f} | "

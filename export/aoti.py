@@ -12,7 +12,6 @@ benchmarks/aoti_settings.py measured (docs/aoti.md).
 import copy
 import io
 import json
-import re
 import zipfile
 from functools import cache
 from importlib.resources import files
@@ -21,33 +20,20 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from torchship.errors import ArtifactError, ContractError, ExportError
+from torchship.errors import ArtifactError, ExportError
+from torchship.export import program
 
 CONTRACT_KEY = "torchship_contract"  # package metadata: the contract, as JSON text
 TORCH_KEY = "torchship_torch_version"  # package metadata: the torch that compiled it
 DEVICE_KEY = "AOTI_DEVICE_KEY"  # written by AOTInductor: "cpu" or "cuda"
 CPU_ISA_KEY = "AOTI_CPU_ISA"  # written by AOTInductor: the vector ISA CPU kernels use
 METADATA_SUFFIX = ".wrapper_metadata.json"  # where the package keeps its metadata
-# Python's scalars as the compiled graph takes them: 0-dim tensors, as in ONNX.
-SCALAR_DTYPES = {"int": torch.int64, "float": torch.float32, "bool": torch.bool}
 
 # AOTInductor's own defaults, chosen by measurement (docs/aoti.md): the best batch-1
 # latency on all three seed models and bit-exact with eager. `freezing` (oneDNN weight
 # prepacking) is 1.4-1.8x faster at batch 64 but 1.4-2.8x slower at batch 1; max-autotune,
 # a fixed thread count and stack allocation changed nothing measurable.
 COMPILE_OPTIONS: dict = {}
-
-
-class ExportForward(nn.Module):
-    """Presents a model's export-friendly forward (`forward_for_export`) when it has one."""
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
-        self.forward_for_export = getattr(model, "forward_for_export", model.forward)
-
-    def forward(self, *inputs):
-        return self.forward_for_export(*inputs)
 
 
 @cache
@@ -63,44 +49,6 @@ def contract_of(document: dict) -> dict:
     return json.loads(json.dumps({k: document[k] for k in contract_fields() if k in document}))
 
 
-def scalar_tensor(spec: dict, value) -> torch.Tensor:
-    """A scalar input (int, float, bool) as the 0-dim tensor the compiled graph takes."""
-    return torch.tensor(value, dtype=SCALAR_DTYPES[spec["kind"]])
-
-
-def graph_inputs(contract: dict, feed: dict, device: str) -> list[torch.Tensor]:
-    """The feed as the package's flat inputs: contract order, scalars as 0-dim tensors.
-
-    An optional input the feed leaves out has no default inside a compiled graph (as
-    in ONNX), so it is refused here rather than filled in.
-    """
-    flat = []
-    for spec in contract["inputs"]:
-        value = feed.get(spec["name"])
-        if value is None:
-            raise ContractError(f"input '{spec['name']}': the aoti package takes every input; pass it explicitly")
-        flat.append((value if isinstance(value, torch.Tensor) else scalar_tensor(spec, value)).to(device))
-    return flat
-
-
-def dynamic_shapes(contract: dict) -> tuple:
-    """One torch.export.Dim per named axis, shared by every input that uses it."""
-    dims = {}
-    for name, axis in contract["axes"].items():
-        if axis["min"] == axis["max"]:
-            dims[name] = axis["min"]  # a range of one size is a fixed size
-            continue
-        identifier = re.sub(r"\W", "_", name)  # Dim names must be identifiers; axis names may hold dots
-        while identifier in {getattr(d, "__name__", None) for d in dims.values()}:
-            identifier += "_"
-        dims[name] = torch.export.Dim(identifier, min=axis["min"], max=axis["max"])
-    return tuple(
-        {axis: dims[dim] for axis, dim in enumerate(spec["shape"]) if isinstance(dim, str)} or None
-        if spec["kind"] == "tensor" else None
-        for spec in contract["inputs"]
-    )
-
-
 def export_program(model: nn.Module, contract: dict, example: dict, device: str = "cpu"
                    ) -> torch.export.ExportedProgram:
     """torch.export of the model's export forward with the contract's dynamic axes."""
@@ -112,10 +60,12 @@ def export_program(model: nn.Module, contract: dict, example: dict, device: str 
             for s in contract["inputs"]}
     if device != "cpu":
         model = copy.deepcopy(model).to(device)  # the caller's model stays where it is
+    program.check_exportable(contract, model, "--format aoti")
     with torch.no_grad():
         try:
-            return torch.export.export(ExportForward(model).eval(), tuple(graph_inputs(contract, feed, device)),
-                                       dynamic_shapes={"inputs": dynamic_shapes(contract)})
+            return torch.export.export(program.ExportForward(model, contract).eval(),
+                                       tuple(program.graph_inputs(contract, feed, "aoti", device)),
+                                       dynamic_shapes={"inputs": program.dynamic_shapes(contract)})
         except Exception as e:  # torch.export raises UserError, GuardOnDataDependentSymNode, ...
             raise ExportError(f"{name}: torch.export cannot capture it ({_first_line(e)}); use "
                               f"--format torchscript (script mode keeps Python control flow)") from None

@@ -1,10 +1,10 @@
 """An exported model on disk: its folder, manifest and files, integrity-checked on use."""
 
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from torchship.compat import check_artifact_torch
+from torchship.export.bounds import check_torch_archive
 from torchship.errors import ArtifactError
 from torchship.export.schema_check import check_manifest
 from torchship.models import get_spec
@@ -13,7 +13,7 @@ from torchship.models.spec import ModelSpec
 
 MANIFEST = "manifest.json"
 SAMPLES = "samples.pt"
-FILES = {"torchscript": "model.torchscript.pt", "onnx": "model.onnx"}
+FILES = {"torchscript": "model.torchscript.pt", "onnx": "model.onnx", "aoti": "model.aoti.pt2"}
 FORMATS = tuple(FILES)
 COMPAT_FORMATS = {"aoti": "pt2"}  # torchship.compat's name for a format, where it differs
 
@@ -58,10 +58,11 @@ class Artifact:
 
 
 def check_integrity(path: Path, sha256: str | None, fix: str) -> None:
-    """sha256 against the manifest, and for zip archives (TorchScript) every entry's CRC32.
+    """sha256 against the manifest; for torch's zip archives (TorchScript, samples) every
+    entry's CRC32 and every pickled tensor's bounds (export.bounds), before torch sees them.
 
-    The CRC check also guards a lone copied archive; the sha256 also covers bytes the
-    zip format leaves unchecked (headers, names).
+    The archive checks also guard a lone copied file; the sha256 also covers bytes the
+    zip format leaves unchecked (headers, names). A .pt2 package is checked by its backend.
     """
     if not path.is_file():
         raise ArtifactError(f"{path} is missing; re-export with '{fix}'")
@@ -69,16 +70,4 @@ def check_integrity(path: Path, sha256: str | None, fix: str) -> None:
         raise ArtifactError(f"{path.name}: sha256 does not match manifest.json (expected {sha256[:12]}…, "
                         f"got {got[:12]}…); re-export with '{fix}'")
     if path.suffix == ".pt":  # torch's zip container: TorchScript archives, samples
-        check_zip(path, fix)
-
-
-def check_zip(path: Path, fix: str) -> None:
-    try:
-        with zipfile.ZipFile(path) as archive:
-            bad = archive.testzip()
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
-        raise ArtifactError(f"{path.name}: not a valid archive ({e}); re-export with '{fix}'") from None
-    if bad is not None:
-        raise ArtifactError(f"{path.name}: entry '{bad}' fails its CRC32 check; the archive is corrupt; "
-                        f"re-export with '{fix}'")
-
+        check_torch_archive(path, f"re-export with '{fix}'")

@@ -38,7 +38,7 @@ from torchship.models.artifacts import WEIGHTS, atomic_path
 from torchship.errors import TorchshipError
 from torchship.models.spec import BATCH, ModelSpec
 
-BENCH_BACKENDS = ("eager", "torchscript", "libtorch", "onnxruntime")
+BENCH_BACKENDS = ("eager", "torchscript", "aoti", "libtorch", "onnxruntime")
 RUNNER = "libtorch"  # the backend that is torchship-run
 REFERENCE = ("onnxruntime", "cpu")  # the fastest peer on a CPU machine: every ratio is to it
 ROUNDS = 5  # chunks per model x batch x backend, interleaved with every other one
@@ -351,6 +351,16 @@ model = load_into(get_spec(sys.argv[4]), file, "")
     "torchscript": """import torch
 model = torch.jit.load(file)
 """ + _TORCH_FORWARD,
+    "aoti": """import torch
+torch.set_num_threads(threads)
+model = torch._inductor.aoti_load_package(file)
+dtypes = {bool: torch.bool, int: torch.int64, float: torch.float32}
+with torch.inference_mode():
+    model(*[torch.tensor(f, dtype=dtypes[type(f)]) if not isinstance(f, dict) else
+            torch.randn(f["shape"]).to(getattr(torch, f["dtype"])) if f["dtype"].startswith(("float", "bfloat"))
+            else torch.full(f["shape"], f["fill"], dtype=getattr(torch, f["dtype"])) for f in feed.values()])
+print("ok", flush=True)
+""",
     "onnxruntime": """import numpy as np, onnxruntime as ort
 options = ort.SessionOptions()
 options.intra_op_num_threads = threads
@@ -369,6 +379,7 @@ _COLD_START_WHAT = {
     RUNNER: "torchship-run MODEL.pt --check samples.pt --json",
     "eager": "python: import torch and models, build, load weights.pt, forward batch 1",
     "torchscript": "python: import torch, torch.jit.load, forward batch 1",
+    "aoti": "python: import torch, aoti_load_package, forward batch 1",
     "onnxruntime": "python: import onnxruntime, InferenceSession, run batch 1",
 }
 

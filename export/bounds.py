@@ -438,7 +438,7 @@ def check_json_text(text: str | bytes, what: str, fix: str) -> None:
     if isinstance(text, str):
         text = text.encode("utf-8", "surrogatepass")
     # Only brackets outside strings count: drop escaped characters and strings first.
-    depth = peak = 0
+    depth = 0
     in_string = escaped = False
     for c in text:
         if in_string:

@@ -41,10 +41,12 @@ def _list_models(ctx, param, value: bool) -> None:
 @click.option("--mode", type=click.Choice(MODES), default="auto", show_default=True,
               help="TorchScript: auto scripts models with control flow and traces the rest.")
 @click.option("--opset", type=click.IntRange(min=17), help="ONNX opset [default: the exporter's].")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
+              help="Where the aoti package will run: AOTInductor compiles for one device.")
 @artifacts_option
 def export_command(names: tuple[str, ...], weights: Path | None, fmt: str, mode: str, opset: int | None,
-                   artifacts: Path) -> None:
-    """Export NAME (a registered model, or all) to TorchScript and/or ONNX.
+                   device: str, artifacts: Path) -> None:
+    """Export NAME (a registered model, or all) to TorchScript, ONNX and an AOTInductor .pt2 package.
 
     The weights are train-model's, or a checkpoint given with --weights.
 
@@ -77,7 +79,7 @@ def export_command(names: tuple[str, ...], weights: Path | None, fmt: str, mode:
     try:
         for name in models:
             with console.status(f"exporting {name} ({', '.join(formats)})"), quiet.quiet_torch():
-                results = export_model(get_spec(name), artifacts, formats, mode, opset, weights)
+                results = export_model(get_spec(name), artifacts, formats, mode, opset, weights, device)
             for r in results:
                 table.add_row(r.model, r.format, r.mode, _size(r.path.stat().st_size),
                               f"{r.seconds:.2f}s", f"{r.comparison.max_abs_error:.2e}")

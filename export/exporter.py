@@ -8,6 +8,7 @@ longer matches the manifest, which every loader refuses.
 """
 
 import contextlib
+import hashlib
 import importlib.metadata
 import time
 from dataclasses import dataclass
@@ -16,15 +17,16 @@ from pathlib import Path
 import torch
 
 from torchship.errors import CheckpointError, ExportError
-from torchship.export import onnx_export, torchscript
+from torchship.export import aoti, onnx_export, torchscript
 from torchship.export.artifact import FILES, MANIFEST, SAMPLES
+from torchship.export.backends.aoti import AotiBackend
 from torchship.export.backends.onnx_backends import OnnxRuntimeBackend
 from torchship.export.backends.torch_backends import TorchScriptBackend
 from torchship.export.compare import Comparison, compare_outputs
-from torchship.export.samples import Case, fresh_cases, golden_cases, save_samples
-from torchship.models.artifacts import TRAIN_JSON, WEIGHTS, atomic_path, read_json, sha256_file, write_json
+from torchship.export.samples import Case, fresh_cases, golden_cases, samples_records
+from torchship.models.artifacts import TRAIN_JSON, WEIGHTS, Transaction, read_json, sha256_file, transaction
 from torchship.models.spec import ModelSpec
-from torchship.models.weights import import_checkpoint, load_checkpoint
+from torchship.models.weights import load_checkpoint, load_into, read_checkpoint
 
 FRESH_SEED = 99  # fresh inputs at sizes the export never saw
 MANIFEST_VERSION = 2
@@ -32,8 +34,9 @@ MANIFEST_VERSION = 2
 EXPORTERS = {
     "torchscript": lambda mode: f"torch.jit.{mode}",
     "onnx": lambda mode: "torch.onnx.export(dynamo=True)",
+    "aoti": lambda mode: "torch.export + torch._inductor.aoti_compile_and_package",
 }
-PROVING_BACKENDS = {"torchscript": TorchScriptBackend, "onnx": OnnxRuntimeBackend}
+PROVING_BACKENDS = {"torchscript": TorchScriptBackend, "onnx": OnnxRuntimeBackend, "aoti": AotiBackend}
 
 
 @dataclass(frozen=True)
@@ -56,9 +59,10 @@ def versions() -> dict:
             "onnxruntime": version("onnxruntime-gpu") or version("onnxruntime")}
 
 
-def _prove(spec: ModelSpec, fmt: str, contract: dict, path: Path, cases: list[Case]) -> Comparison:
-    """Reload the written file the way a user would and compare it with eager, case by case."""
-    backend = PROVING_BACKENDS[fmt]().load_file(contract, path)
+def _prove(spec: ModelSpec, fmt: str, contract: dict, path: Path, cases: list[Case], device: str) -> Comparison:
+    """Reload the written file the way a user would and compare it with eager, case by case
+    (an aoti package on the device it was compiled for)."""
+    backend = PROVING_BACKENDS[fmt](device if fmt == "aoti" else "cpu").load_file(contract, path)
     worst = None
     for case in cases:
         result = compare_outputs(backend.run(case.inputs), case.outputs, contract, detail=case.name)
@@ -69,11 +73,8 @@ def _prove(spec: ModelSpec, fmt: str, contract: dict, path: Path, cases: list[Ca
     return worst
 
 
-def _checkpoint(spec: ModelSpec, folder: Path, weights: Path | None) -> dict:
-    """The weights this export uses: `weights` copied in, or the folder's own from train-model."""
-    if weights is not None:
-        sha256 = import_checkpoint(spec, weights, folder)
-        return {"file": WEIGHTS, "sha256": sha256, "source": str(weights)}
+def _checkpoint(spec: ModelSpec, folder: Path) -> dict:
+    """The folder's own weights (from train-model or an earlier --weights), with train-model's metrics."""
     fix = (f"run 'train-model {spec.name}' first" if spec.recipe is not None else "")
     fix = " or ".join(filter(None, [fix, f"pass its weights with 'export-model {spec.name} --weights CKPT'"]))
     if not (folder / WEIGHTS).is_file():
@@ -90,11 +91,30 @@ def _checkpoint(spec: ModelSpec, folder: Path, weights: Path | None) -> dict:
 
 
 def export_model(spec: ModelSpec, artifacts: Path, formats: list[str], mode: str = "auto",
-                 opset: int | None = None, weights: Path | None = None) -> list[ExportResult]:
-    """Export `spec`'s model with its trained (or given) weights into ARTIFACTS/NAME/."""
+                 opset: int | None = None, weights: Path | None = None, device: str = "cpu") -> list[ExportResult]:
+    """Export `spec`'s model with its trained (or given) weights into ARTIFACTS/NAME/.
+
+    Every file (weights brought with `weights`, each format, samples, manifest) is
+    staged and committed together under the folder's lock: a failure anywhere leaves
+    the folder as it was. `device` is where an aoti package is compiled to run.
+    """
     folder = Path(artifacts) / spec.name
-    checkpoint = _checkpoint(spec, folder, weights)
-    model = load_checkpoint(spec, folder, checkpoint["sha256"], f"re-run 'export-model {spec.name}'")
+    with transaction(folder) as tx:
+        if weights is not None:
+            data = read_checkpoint(spec, weights)
+            model = load_into(spec, weights, fix="pass a checkpoint of this model")
+            tx.write_bytes(WEIGHTS, data)
+            checkpoint = {"file": WEIGHTS, "sha256": hashlib.sha256(data).hexdigest(), "source": str(weights)}
+        else:
+            checkpoint = _checkpoint(spec, folder)
+            model = load_checkpoint(spec, folder, checkpoint["sha256"], f"re-run 'export-model {spec.name}'")
+        results = _export(spec, model, checkpoint, tx, formats, mode, opset, device)
+    return results
+
+
+def _export(spec: ModelSpec, model, checkpoint: dict, tx: Transaction, formats: list[str], mode: str,
+            opset: int | None, device: str) -> list[ExportResult]:
+    folder = tx.folder
     mode = torchscript.resolve_mode(spec, mode)
     golden = golden_cases(spec, model)
     checks = golden + fresh_cases(spec, model, FRESH_SEED)
@@ -102,31 +122,35 @@ def export_model(spec: ModelSpec, artifacts: Path, formats: list[str], mode: str
 
     manifest = _previous_manifest(folder, checkpoint["sha256"])
     manifest.update(contract, checkpoint=checkpoint, versions=versions())
+    samples = tx.write_torch(SAMPLES, samples_records(golden))
+    manifest["samples"] = {"file": SAMPLES, "sha256": sha256_file(tx.temp_of(samples)),
+                           "cases": [c.name for c in golden]}
     results = []
-    with contextlib.ExitStack() as commit:  # every rename happens only if all formats pass
-        samples_tmp = commit.enter_context(atomic_path(folder / SAMPLES))
-        save_samples(golden, samples_tmp)
-        for fmt in formats:
-            tmp = commit.enter_context(atomic_path(folder / FILES[fmt]))
-            start = time.perf_counter()
-            fmt_mode = mode if fmt == "torchscript" else "export"
-            embedded = {**contract, "format": fmt, "mode": fmt_mode, "checkpoint_sha256": checkpoint["sha256"]}
-            if fmt == "torchscript":
-                torchscript.export_torchscript(spec, model, mode, tmp, embedded)
-            else:
-                onnx_export.export_onnx(spec, model, tmp, opset)
-            comparison = _prove(spec, fmt, embedded, tmp, checks)
-            seconds = time.perf_counter() - start
-            manifest["formats"][fmt] = {
-                "file": FILES[fmt], "sha256": sha256_file(tmp), "bytes": tmp.stat().st_size,
-                "exporter": EXPORTERS[fmt](mode), "mode": fmt_mode,
-                "opset": onnx_export.written_opset(tmp) if fmt == "onnx" else None,
-                "export_seconds": round(seconds, 3), "max_abs_error": comparison.max_abs_error,
-            }
-            results.append(ExportResult(spec.name, fmt, fmt_mode, folder / FILES[fmt], seconds, comparison))
-        manifest["samples"] = {"file": SAMPLES, "sha256": sha256_file(samples_tmp),
-                               "cases": [c.name for c in golden]}
-    write_json(folder / MANIFEST, manifest)
+    for fmt in formats:
+        start = time.perf_counter()
+        fmt_mode = mode if fmt == "torchscript" else "export"
+        embedded = {**contract, "format": fmt, "mode": fmt_mode, "checkpoint_sha256": checkpoint["sha256"]}
+        if fmt == "torchscript":
+            target = tx.write_with(FILES[fmt], lambda tmp: torchscript.export_torchscript(spec, model, mode, tmp,
+                                                                                          embedded))
+        elif fmt == "onnx":
+            target = tx.write_with(FILES[fmt], lambda tmp: onnx_export.export_onnx(spec, model, tmp, opset))
+        else:
+            example = onnx_export.export_example(spec)
+            target = tx.write_with(FILES[fmt], lambda tmp: aoti.export_aoti(model, embedded, example, tmp, device))
+        tmp = tx.temp_of(target)
+        comparison = _prove(spec, fmt, embedded, tmp, checks, device)
+        seconds = time.perf_counter() - start
+        manifest["formats"][fmt] = {
+            "file": FILES[fmt], "sha256": sha256_file(tmp), "bytes": tmp.stat().st_size,
+            "exporter": EXPORTERS[fmt](mode), "mode": fmt_mode,
+            "opset": onnx_export.written_opset(tmp) if fmt == "onnx" else None,
+            "export_seconds": round(seconds, 3), "max_abs_error": comparison.max_abs_error,
+        }
+        if fmt == "aoti":  # compiled for one device
+            manifest["formats"][fmt]["device"] = device
+        results.append(ExportResult(spec.name, fmt, fmt_mode, target, seconds, comparison))
+    tx.write_json(MANIFEST, manifest)  # staged last, renamed last
     return results
 
 

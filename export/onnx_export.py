@@ -6,67 +6,27 @@ import torch
 from torch import nn
 
 from torchship.errors import ExportError
-from torchship.export.contract import flatten_outputs
+from torchship.export import program
 from torchship.models.spec import ModelSpec
 
 
-class ExportForward(nn.Module):
-    """What torch.export sees: positional tensors in, the contract's outputs as a flat tuple out.
-
-    It calls the model's export-friendly forward (`forward_for_export`) when it has
-    one: DynamicNet's while_loop twin, which takes its depth as a 0-dim tensor. The
-    ONNX graph's outputs, and a .pt2 package's, are then the contract's in its order.
-    """
-
-    def __init__(self, model: nn.Module, contract: dict):
-        super().__init__()
-        self.model = model
-        self.contract = contract
-        self.names = [i["name"] for i in contract["inputs"]]
-        self.forward_for_export = getattr(model, "forward_for_export", model.forward)
-
-    def forward(self, *inputs):
-        returned = self.forward_for_export(**dict(zip(self.names, inputs)))
-        return tuple(flatten_outputs(self.contract, returned).values())
-
-
-SCALAR_DTYPES = {"int": torch.int64, "float": torch.float32, "bool": torch.bool}
-
-
-def export_program_inputs(spec: ModelSpec, model: nn.Module) -> tuple[tuple, tuple]:
-    """Example inputs (scalars as 0-dim tensors) and dynamic shapes, one Dim per named axis.
-
-    A Dim is shared by every input that names its axis, so torch.export proves the
-    sizes equal, as the contract demands.
-    """
-    if spec.scalar_inputs and not hasattr(model, "forward_for_export"):
-        names = ", ".join(i.name for i in spec.scalar_inputs)
-        raise ExportError(f"{spec.name}: torch.export sees scalar input {names} as a 0-dim tensor, and the model "
-                          "has no forward_for_export(...) taking it as one; add one, or use --format torchscript "
-                          "--mode script")
-    dims = {name: torch.export.Dim(name, min=max(axis.min, 1), max=axis.max) for name, axis in spec.axes.items()}
-    dynamic_shapes = tuple(
-        {d: dims[dim] for d, dim in enumerate(i.shape) if isinstance(dim, str)} or None
-        if i.kind == "tensor" else None
-        for i in spec.inputs
-    )
+def export_example(spec: ModelSpec) -> dict:
+    """Every axis at its export size, every scalar at its highest covered value."""
     scalars = {i.name: i.scalar_values()[-1] for i in spec.scalar_inputs}
-    feed = spec.example_inputs(spec.export_sizes(), torch.Generator().manual_seed(0), **scalars)
-    example = tuple(torch.tensor(feed[i.name], dtype=SCALAR_DTYPES[i.kind]) if i.kind != "tensor"
-                    else feed[i.name] for i in spec.inputs)
-    return example, dynamic_shapes
+    return spec.example_inputs(spec.export_sizes(), torch.Generator().manual_seed(0), **scalars)
 
 
 def export_onnx(spec: ModelSpec, model: nn.Module, path: Path, opset: int | None) -> None:
-    example, dynamic_shapes = export_program_inputs(spec, model)
     contract = spec.contract()
+    program.check_exportable(contract, model, "--format onnx")
+    example = tuple(program.graph_inputs(contract, export_example(spec), "onnx"))
     try:
-        program = torch.onnx.export(
-            ExportForward(model, contract).eval(), example, dynamo=True,
-            dynamic_shapes={"inputs": dynamic_shapes}, opset_version=opset,
+        onnx_program = torch.onnx.export(
+            program.ExportForward(model, contract).eval(), example, dynamo=True,
+            dynamic_shapes={"inputs": program.dynamic_shapes(contract)}, opset_version=opset,
             input_names=[i.name for i in spec.inputs], output_names=[o.name for o in spec.outputs],
         )
-        program.save(str(path), external_data=False)
+        onnx_program.save(str(path), external_data=False)
     except Exception as e:  # the exporter wraps torch.export's many error types
         raise ExportError(f"{spec.name}: torch.onnx.export failed: {_summary(e)}; "
                           "try --format torchscript") from None

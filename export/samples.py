@@ -69,8 +69,9 @@ def fresh_cases(spec: ModelSpec, model: nn.Module, seed: int) -> list[Case]:
     return with_outputs(model, spec.contract(), make_cases(spec, fresh=True, seed=seed))
 
 
-def save_samples(cases: list[Case], path: Path) -> None:
-    torch.save([{"name": c.name, "inputs": c.inputs, "outputs": c.outputs} for c in cases], path)
+def samples_records(cases: list[Case]) -> list[dict]:
+    """What samples.pt holds (torch.save of this list)."""
+    return [{"name": c.name, "inputs": c.inputs, "outputs": c.outputs} for c in cases]
 
 
 def load_samples(path: Path, contract: dict | None = None) -> list[Case]:

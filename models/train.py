@@ -1,5 +1,6 @@
 """Training: the seeds' recipes, deterministic for a seed, written atomically."""
 
+import hashlib
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -7,7 +8,7 @@ import torch
 from torch import nn
 
 from torchship.errors import SpecError
-from torchship.models.artifacts import TRAIN_JSON, WEIGHTS, atomic_path, sha256_file, write_json
+from torchship.models.artifacts import TRAIN_JSON, WEIGHTS, torch_save_bytes, transaction
 from torchship.models.data import Dataset, dataset
 from torchship.models.spec import ModelSpec
 
@@ -78,19 +79,21 @@ def train(
 
 def save(spec: ModelSpec, model: nn.Module, metrics: dict, *, seed: int, steps: int,
          artifacts: Path, seconds: float) -> Path:
-    """Write weights.pt then train.json, each atomically; return the model's folder."""
+    """Write weights.pt and train.json together (both or neither); return the model's folder."""
     folder = Path(artifacts) / spec.name
-    with atomic_path(folder / WEIGHTS) as tmp:
-        torch.save(model.state_dict(), tmp)
-    write_json(folder / TRAIN_JSON, {
+    weights = torch_save_bytes(model.state_dict())
+    info = {
         "model": spec.name,
         "recipe": {**spec.recipe.__dict__, "data": _data_name(spec.recipe.data), "steps": steps},
         "seed": seed,
         **metrics,
         "train_seconds": round(seconds, 2),
         "torch": torch.__version__,
-        "weights_sha256": sha256_file(folder / WEIGHTS),
-    })
+        "weights_sha256": hashlib.sha256(weights).hexdigest(),
+    }
+    with transaction(folder) as tx:
+        tx.write_bytes(WEIGHTS, weights)
+        tx.write_json(TRAIN_JSON, info)
     return folder
 
 

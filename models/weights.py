@@ -6,14 +6,14 @@ eager PyTorch (the reference every backend is compared with) runs exactly the we
 that were exported.
 """
 
-import shutil
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from torchship.errors import CheckpointError
-from torchship.models.artifacts import WEIGHTS, atomic_path, sha256_file
+from torchship.errors import ArtifactError, CheckpointError
+from torchship.export.bounds import check_torch_archive
+from torchship.models.artifacts import WEIGHTS, sha256_file
 from torchship.models.spec import ModelSpec
 
 SHOWN_KEYS = 3  # how many missing / unexpected keys a message names
@@ -28,10 +28,14 @@ def load_into(spec: ModelSpec, path: Path, fix: str) -> nn.Module:
         except Exception as e:  # the spec's own loader: any failure is the checkpoint's
             raise CheckpointError(f"{path}: {spec.name}'s weights loader failed: {_first_line(e)}; {fix}") from None
         return model.eval()
+    if not Path(path).is_file():
+        raise CheckpointError(f"no checkpoint at {path}; {fix}")
+    try:
+        check_torch_archive(path, "save it with torch.save(model.state_dict(), PATH)")
+    except ArtifactError as e:
+        raise CheckpointError(e.message) from None
     try:
         state = torch.load(path, weights_only=True, map_location="cpu")
-    except FileNotFoundError:
-        raise CheckpointError(f"no checkpoint at {path}; {fix}") from None
     except Exception as e:  # torch raises many types for corrupt or foreign files
         raise CheckpointError(f"{path} is not a state_dict torch.load can read safely "
                               f"({_first_line(e)}); save it with torch.save(model.state_dict(), PATH)") from None
@@ -62,15 +66,13 @@ def _check_fits(spec: ModelSpec, model: nn.Module, state: dict, path: Path) -> N
                               "check the spec's build() matches the model that was saved")
 
 
-def import_checkpoint(spec: ModelSpec, source: Path, folder: Path) -> str:
-    """Prove `source` loads into the model, then copy it in as weights.pt; its sha256."""
+def read_checkpoint(spec: ModelSpec, source: Path) -> bytes:
+    """The bytes of a user's checkpoint, after proving it loads into the model."""
     source = Path(source)
     if not source.is_file():
         raise CheckpointError(f"no checkpoint at {source}; pass the path of a torch.save'd state_dict")
     load_into(spec, source, fix="pass a checkpoint of this model")
-    with atomic_path(Path(folder) / WEIGHTS) as tmp:
-        shutil.copyfile(source, tmp)
-    return sha256_file(Path(folder) / WEIGHTS)
+    return source.read_bytes()
 
 
 def load_checkpoint(spec: ModelSpec, folder: Path, sha256: str | None, fix: str) -> nn.Module:

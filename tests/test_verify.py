@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from torchship.export.cli import export_command, verify_command
-from torchship.export.samples import load_samples, save_samples
+from torchship.export.samples import load_samples
 from torchship.models import entries
 from torchship.models.artifacts import sha256_file
 from tests.conftest import SEEDS, invoke
@@ -73,7 +73,7 @@ def test_samples_with_no_cases_fail_with_a_clear_line(exported, tmp_path):
     with nothing to compare must fail, not pass vacuously."""
     shutil.copytree(exported / "twolayernet", tmp_path / "twolayernet")
     samples = tmp_path / "twolayernet" / "samples.pt"
-    save_samples([], samples)
+    torch.save([], samples)
     assert load_samples(samples) == []
     manifest = json.loads((tmp_path / "twolayernet" / "manifest.json").read_text())
     manifest["samples"]["sha256"] = sha256_file(samples)

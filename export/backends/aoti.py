@@ -7,7 +7,8 @@ import torch
 
 from torchship.compat import check_artifact_torch
 from torchship.errors import ArtifactError
-from torchship.export.aoti import (CONTRACT_KEY, CPU_ISA_KEY, DEVICE_KEY, TORCH_KEY, contract_of, graph_inputs,
+from torchship.export.program import graph_inputs
+from torchship.export.aoti import (CONTRACT_KEY, CPU_ISA_KEY, DEVICE_KEY, TORCH_KEY, contract_of,
                                    read_metadata)
 from torchship.export.backends.base import Backend
 from torchship.export.contract import name_flat_outputs
@@ -54,7 +55,7 @@ class AotiBackend(Backend):
                 source.close()
 
     def _run(self, feed: dict) -> list[torch.Tensor]:
-        return self.loader.boxed_run(graph_inputs(self.contract, feed, self.device))
+        return self.loader.boxed_run(graph_inputs(self.contract, feed, "aoti", self.device))
 
     def _flatten(self, returned: list[torch.Tensor]) -> dict[str, torch.Tensor]:
         """The package returns forward's outputs flattened (pytree order: contract order)."""
