@@ -13,6 +13,9 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	# The tritonserver that serve-model and the Triton tests run: only the binary PyTriton
+	# bundles is used, so its Python pins (numpy<2) are not installed (docs/triton.md).
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps nvidia-pytriton==0.7.0
 	touch $@
 
 system-deps:
