@@ -134,14 +134,11 @@ def test_bench_json(exported):
                  "--int", "depth=2", "--threads", 1, "--json")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
+    # what bench-model reads: batch, iterations, throughput (rows per second), the percentiles
     assert {"first_call_us", "median_us", "p90_us", "p99_us", "throughput", "batch", "iterations", "axes"} <= set(report)
     assert (report["batch"], report["axes"], report["iterations"], report["threads"]) == (4, {"batch": 4}, 20, 1)
     assert 0 < report["median_us"] <= report["p90_us"] <= report["p99_us"]
-
-
-def test_bench_json_has_what_bench_model_reads(exported):
-    result = run(exported / "dynamicnet" / ARCHIVE, "--bench", 5, "--warmup", 1, "--batch", 2, "--json")
-    assert "mean_us" in json.loads(result.stdout)
+    assert report["throughput"] > 0
 
 
 # ---- refusals: each bad input class, its exact line and exit code ----

@@ -306,7 +306,7 @@ def test_a_checkpoint_that_does_not_fit_is_one_line_and_writes_nothing(user_mode
 
 @pytest.mark.parametrize("content, words", [
     ([1, 2, 3], "expected a state_dict (names -> tensors), got list; save it with torch.save(model.state_dict(), PATH)"),
-    (b"not a checkpoint", "is not a state_dict torch.load can read safely"),
+    (b"not a checkpoint", "save it with torch.save(model.state_dict(), PATH)"),
 ])
 def test_a_checkpoint_that_is_not_a_state_dict_is_one_line(user_models, tmp_path, content, words):
     ckpt = tmp_path / "tiny.ckpt"
@@ -322,7 +322,9 @@ def test_a_checkpoint_that_is_not_a_state_dict_is_one_line(user_models, tmp_path
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
-def test_all_exports_every_model_that_has_weights(trained, user_models, tmp_path):
+def test_all_exports_every_model_that_has_weights_and_names_the_others(trained, user_models, tmp_path):
+    """`all` is every registered model; one that brings its own weights (no recipe, nothing in
+    ARTIFACTS) cannot take --weights under `all`, so it is named, not failed."""
     for name in SEEDS:
         shutil.copytree(trained / name, tmp_path / "a" / name, ignore=shutil.ignore_patterns("model.*", "manifest.json",
                                                                                               "samples.pt"))
@@ -330,6 +332,15 @@ def test_all_exports_every_model_that_has_weights(trained, user_models, tmp_path
                     "--artifacts", tmp_path / "a")
     assert result.exit_code == 0, result.output
     assert all((tmp_path / "a" / name / "manifest.json").is_file() for name in SEEDS)
+    assert f"skipped tiny: no weights in {tmp_path / 'a'}/" in " ".join(result.output.split())
+    assert not (tmp_path / "a" / "tiny").exists()
+
+
+def test_all_without_any_weights_is_one_line(tmp_path):
+    result = invoke(export_command, "all", "--artifacts", tmp_path)
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines()[-1] == (
+        f"Error: no model has weights in {tmp_path}/; run 'train-model all' first")
 
 
 SCALED = '''
@@ -375,7 +386,8 @@ def test_a_float_scalar_input_is_scripted_not_traced_and_not_sent_to_torch_expor
     assert to_onnx.exit_code == 1
     assert to_onnx.output.strip().splitlines()[-1] == (
         "Error: scaled: torch.export sees scalar input scale as a 0-dim tensor, and the model has no "
-        "forward_for_export(...) taking it as one; add one, or use --format torchscript --mode script")
+        "forward_for_export(...) taking it as one; add one, or use --format torchscript --mode script instead of "
+        "--format onnx")
     assert not (tmp_path / "a" / "scaled" / "manifest.json").exists()
 
     scripted = invoke(export_command, *args, "--format", "torchscript", "--mode", "script")

@@ -175,6 +175,7 @@ INPUT_RULES = [
      "input 'ids': expected values in 0..99, got -5"),
     ("scalar out of range", _feed(scale=2.5), "input 'scale': expected values in 0..2, got 2.5"),
     ("scalar below low", _feed(scale=-0.5), "input 'scale': expected values in 0..2, got -0.5"),
+    ("NaN scalar", _feed(scale=float("nan")), "input 'scale': expected values in 0..2, got nan"),
     ("non-finite", _feed(x=torch.tensor([[float("nan"), 0.0, float("inf")], [0.0, float("-inf"), 0.0]])),
      "input 'x': 3 non-finite values (NaN or Inf); pass --allow-non-finite to run anyway"),
     # The first breach in rules.md's order wins: contract order across inputs, and
@@ -202,15 +203,20 @@ def test_every_input_message_of_the_table_is_exercised():
         assert any(_pattern(messages()[key]).match(m) for _, _, m in INPUT_RULES), key
 
 
-def test_a_bare_tensor_is_taken_as_the_only_input_or_refused_without_contradiction():
+def test_a_bare_tensor_is_the_first_input():
     for inputs in ((InputSpec("x", shape=(BATCH, 3)),),
                    (InputSpec("x", shape=(BATCH, 3)), InputSpec("depth", kind="int", low=0, high=3, optional=True))):
         contract = _contract(inputs=inputs)
-        try:
-            assert list(normalize_feed(contract, torch.zeros(2, 3))) == ["x"]
-        except ContractError as e:
-            # one value is a valid count for both: a count message contradicts itself
-            assert not _pattern(messages()["input_count"]).match(e.message), e.message
+        x = torch.zeros(2, 3)
+        feed = normalize_feed(contract, x)
+        assert list(feed) == ["x"] and feed["x"] is x
+        assert check_inputs(contract, feed) == {"batch": 2}
+    with pytest.raises(ContractError) as refused:  # two required inputs: one tensor is too few
+        normalize_feed(_contract(), torch.zeros(2, 3))
+    assert refused.value.message == f"expected 3 to 4 inputs ({NAMES}), got 1"
+    with pytest.raises(ContractError) as refused:
+        normalize_feed(_contract(), "x")
+    assert refused.value.message == "expected inputs as a dict {input name: value}, a list or tuple, or one tensor; got str"
 
 
 def test_non_finite_inputs_pass_when_allowed():
