@@ -1,4 +1,4 @@
-#include "bench.h"
+#include "torchship/bench.h"
 
 #include <algorithm>
 #include <chrono>
@@ -15,22 +15,21 @@ double percentile(const std::vector<double>& sorted, double q) {
   return sorted[std::min(sorted.size() - 1, rank == 0 ? 0 : rank - 1)];
 }
 
-double time_us(LoadedModel& model, const Feed& feed) {
+double time_us(const Model& model, const Feed& feed) {
   const auto start = std::chrono::steady_clock::now();
-  run_forward(model, feed);  // includes the copy back to the CPU, which syncs a GPU
+  model.run(feed);  // includes the copy back to the CPU, which syncs a GPU
   return std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start).count();
 }
 
 }  // namespace
 
-BenchResult bench(LoadedModel& model, const AxisSizes& sizes, int64_t iterations, int64_t warmup,
+BenchResult bench(const Model& model, const AxisSizes& sizes, int64_t iterations, int64_t warmup,
                   const std::map<std::string, int64_t>& scalars) {
-  const auto feed = model.contract.random_inputs(sizes, scalars);
+  const auto feed = model.contract().random_inputs(sizes, scalars);
 
   BenchResult result;
   result.axes = feed.axes;
-  const auto rows = feed.axes.find(model.plan_axis);
-  if (rows != feed.axes.end()) result.rows = rows->second;
+  result.rows = model.rows(feed);
   result.iterations = iterations;
   result.warmup = warmup;
   result.first_call_us = time_us(model, feed);
@@ -43,6 +42,7 @@ BenchResult bench(LoadedModel& model, const AxisSizes& sizes, int64_t iterations
   result.p90_us = percentile(samples, 0.9);
   result.p99_us = percentile(samples, 0.99);
   const double total_us = std::accumulate(samples.begin(), samples.end(), 0.0);
+  result.mean_us = total_us / static_cast<double>(iterations);
   result.throughput = static_cast<double>(result.rows * iterations) / (total_us * 1e-6);
   return result;
 }

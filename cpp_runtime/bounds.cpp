@@ -16,7 +16,7 @@
 #include <utility>
 #include <vector>
 
-#include "errors.h"
+#include "torchship/errors.h"
 
 namespace torchship {
 namespace {
@@ -597,12 +597,12 @@ void check_code_bounds(const std::string& text) {
 
 std::string read_entry(zip_t* archive, zip_uint64_t index, std::uint64_t size, const std::string& where) {
   std::unique_ptr<zip_file_t, ZipFileCloser> file(zip_fopen_index(archive, index, 0));
-  if (!file) throw UserError(where + " cannot be opened (" + zip_strerror(archive) + ")");
+  if (!file) throw ArtifactError(where + " cannot be opened (" + zip_strerror(archive) + ")");
   std::string bytes(static_cast<size_t>(size), '\0');
   std::uint64_t done = 0;
   while (done < size) {
     const zip_int64_t got = zip_fread(file.get(), bytes.data() + done, size - done);
-    if (got <= 0) throw UserError(where + " cannot be read (" + zip_strerror(archive) + ")");
+    if (got <= 0) throw ArtifactError(where + " cannot be read (" + zip_strerror(archive) + ")");
     done += static_cast<std::uint64_t>(got);
   }
   return bytes;
@@ -616,7 +616,7 @@ bool ends_with(const std::string& text, const std::string& suffix) {
 
 void check_json_bounds(const std::string& text, const std::string& what, const std::string& fix) {
   if (text.size() > kMaxJsonBytes) {
-    throw UserError(what + " is " + std::to_string(text.size()) + " bytes, more than the " +
+    throw ArtifactError(what + " is " + std::to_string(text.size()) + " bytes, more than the " +
                     std::to_string(kMaxJsonBytes) + " a manifest may have; " + fix);
   }
   int depth = 0;
@@ -630,7 +630,7 @@ void check_json_bounds(const std::string& text, const std::string& what, const s
       in_string = true;
     } else if (c == '[' || c == '{') {
       if (++depth > kMaxNestingDepth) {
-        throw UserError(what + " nests deeper than " + std::to_string(kMaxNestingDepth) + " levels; " + fix);
+        throw ArtifactError(what + " nests deeper than " + std::to_string(kMaxNestingDepth) + " levels; " + fix);
       }
     } else if (c == ']' || c == '}') {
       --depth;
@@ -641,7 +641,7 @@ void check_json_bounds(const std::string& text, const std::string& what, const s
 void check_torch_archive(const std::string& path, const std::string& fix) {
   int code = 0;
   std::unique_ptr<zip_t, ZipCloser> archive(zip_open(path.c_str(), ZIP_RDONLY, &code));
-  if (!archive) throw UserError(path + ": not a zip archive torch wrote; " + fix);
+  if (!archive) throw ArtifactError(path + ": not a zip archive torch wrote; " + fix);
   const zip_int64_t entries = zip_get_num_entries(archive.get(), 0);
   std::unordered_map<std::string, std::uint64_t> sizes;
   std::vector<std::pair<zip_uint64_t, std::string>> pickles, jsons, sources;
@@ -650,25 +650,25 @@ void check_torch_archive(const std::string& path, const std::string& fix) {
     zip_stat_init(&st);
     if (zip_stat_index(archive.get(), static_cast<zip_uint64_t>(i), ZIP_FL_ENC_RAW, &st) != 0 ||
         !(st.valid & ZIP_STAT_NAME) || !(st.valid & ZIP_STAT_SIZE)) {
-      throw UserError(path + ": entry #" + std::to_string(i) + " has no name or size; the archive is corrupt; " + fix);
+      throw ArtifactError(path + ": entry #" + std::to_string(i) + " has no name or size; the archive is corrupt; " + fix);
     }
     const std::string name = st.name;
     sizes[name] = st.size;
     if (ends_with(name, ".pkl") || ends_with(name, "debug_pkl")) {
       if (st.size > kMaxPickleBytes) {
-        throw UserError(path + ": pickle '" + shown(name) + "' is " + std::to_string(st.size) +
+        throw ArtifactError(path + ": pickle '" + shown(name) + "' is " + std::to_string(st.size) +
                         " bytes, more than torchship accepts; " + fix);
       }
       pickles.emplace_back(static_cast<zip_uint64_t>(i), name);
     } else if (name.find("/extra/") != std::string::npos && ends_with(name, ".json")) {
       if (st.size > kMaxJsonBytes) {
-        throw UserError(path + ": embedded '" + shown(name) + "' is " + std::to_string(st.size) +
+        throw ArtifactError(path + ": embedded '" + shown(name) + "' is " + std::to_string(st.size) +
                         " bytes, more than a manifest may have; " + fix);
       }
       jsons.emplace_back(static_cast<zip_uint64_t>(i), name);
     } else if (name.find("/code/") != std::string::npos && ends_with(name, ".py")) {
       if (st.size > kMaxPickleBytes) {
-        throw UserError(path + ": source '" + shown(name) + "' is " + std::to_string(st.size) +
+        throw ArtifactError(path + ": source '" + shown(name) + "' is " + std::to_string(st.size) +
                         " bytes, more than torchship accepts; " + fix);
       }
       sources.emplace_back(static_cast<zip_uint64_t>(i), name);
@@ -683,7 +683,7 @@ void check_torch_archive(const std::string& path, const std::string& fix) {
     try {
       check_code_bounds(read_entry(archive.get(), index, sizes[name], where));
     } catch (const Refusal& refusal) {
-      throw UserError(where + " " + refusal.message + "; " + fix);
+      throw ArtifactError(where + " " + refusal.message + "; " + fix);
     }
   }
   for (const auto& [index, name] : pickles) {
@@ -706,7 +706,7 @@ void check_torch_archive(const std::string& path, const std::string& fix) {
       Machine machine(bytes, record_size, ends_with(name, "/traced_inputs.pkl"));
       machine.run();
     } catch (const Refusal& refusal) {
-      throw UserError(where + " " + refusal.message + "; " + fix);
+      throw ArtifactError(where + " " + refusal.message + "; " + fix);
     }
   }
 }

@@ -24,7 +24,7 @@ constexpr int kMaxNestingDepth = 256;
 // Largest manifest.json accepted (a real one is a few KB).
 constexpr std::uintmax_t kMaxJsonBytes = 16u << 20;
 
-// Throws UserError unless every pickle in the zip archive at `path` (data.pkl,
+// Throws ArtifactError unless every pickle in the zip archive at `path` (data.pkl,
 // constants.pkl, *.debug_pkl, ...) is well formed and bounded: nesting at most
 // kMaxNestingDepth, every storage's numel x element size within its record, every
 // tensor's storage offset + extent within its storage, no negative sizes or strides,
@@ -35,7 +35,7 @@ constexpr std::uintmax_t kMaxJsonBytes = 16u << 20;
 // Call after verify_zip (which proves the zip itself consistent).
 void check_torch_archive(const std::string& path, const std::string& fix);
 
-// Throws UserError unless `text` nests JSON arrays/objects at most kMaxNestingDepth
+// Throws ArtifactError unless `text` nests JSON arrays/objects at most kMaxNestingDepth
 // deep and is at most kMaxJsonBytes long. `what` names the document in the message.
 // A pre-scan only: it does not prove the text is valid JSON.
 void check_json_bounds(const std::string& text, const std::string& what, const std::string& fix);

@@ -1,11 +1,13 @@
-#include "check.h"
+#include "torchship/check.h"
+
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <limits>
 
-#include "errors.h"
+#include "torchship/errors.h"
 #include "integrity.h"
 
 namespace torchship {
@@ -25,17 +27,17 @@ std::vector<Case> read_cases(const std::string& path) {
   const auto value = read_torch_save(path, kReexportSamples);
   const std::string bad = path + ": not a samples file of contract version 2 (expected a list of " +
                           "{name, inputs, outputs} dicts); " + kReexportSamples;
-  if (!value.isList()) throw UserError(bad);
+  if (!value.isList()) throw ArtifactError(bad);
   std::vector<Case> cases;
   for (const auto& item : value.toListRef()) {
-    if (!item.isGenericDict()) throw UserError(bad);
+    if (!item.isGenericDict()) throw ArtifactError(bad);
     const auto dict = item.toGenericDict();
-    if (!dict.contains("name") || !dict.contains("inputs") || !dict.contains("outputs")) throw UserError(bad);
+    if (!dict.contains("name") || !dict.contains("inputs") || !dict.contains("outputs")) throw ArtifactError(bad);
     const auto name = dict.at("name"), inputs = dict.at("inputs"), outputs = dict.at("outputs");
-    if (!name.isString() || !inputs.isGenericDict() || !outputs.isGenericDict()) throw UserError(bad);
+    if (!name.isString() || !inputs.isGenericDict() || !outputs.isGenericDict()) throw ArtifactError(bad);
     cases.push_back({name.toStringRef(), inputs, outputs.toGenericDict()});
   }
-  if (cases.empty()) throw UserError(path + ": holds no cases, so there is nothing to check; " + kReexportSamples);
+  if (cases.empty()) throw ArtifactError(path + ": holds no cases, so there is nothing to check; " + kReexportSamples);
   return cases;
 }
 
@@ -43,7 +45,7 @@ std::vector<Case> read_cases(const std::string& path) {
 at::Tensor reference(const Case& c, const std::string& output, const std::string& path) {
   const auto found = c.outputs.find(output);
   if (found == c.outputs.end() || !found->value().isTensor()) {
-    throw UserError(path + ": case '" + c.name + "' has no output tensor '" + output + "'; " + kReexportSamples);
+    throw ArtifactError(path + ": case '" + c.name + "' has no output tensor '" + output + "'; " + kReexportSamples);
   }
   return found->value().toTensor();
 }
@@ -89,18 +91,18 @@ double CaseResult::max_abs_error() const { return largest(outputs, [](const Comp
 double CaseResult::max_rel_error() const { return largest(outputs, [](const Comparison& c) { return c.max_rel_error; }); }
 double CaseResult::needed_atol() const { return largest(outputs, [](const Comparison& c) { return c.needed_atol; }); }
 
-CheckReport check_samples(LoadedModel& model, const std::string& samples_path, std::optional<double> atol,
+CheckReport check_samples(const Model& model, const std::string& samples_path, std::optional<double> atol,
                           std::optional<double> rtol, bool allow_non_finite) {
-  const auto& contract = model.contract;
+  const auto& contract = model.contract();
   CheckReport report;
   report.model = contract.model;
   report.tolerance = {atol.value_or(contract.tolerance.atol), rtol.value_or(contract.tolerance.rtol)};
   for (const auto& c : read_cases(samples_path)) {
     NamedOutputs outputs;
     try {
-      outputs = run_forward(model, contract.check_inputs(c.inputs, allow_non_finite));
-    } catch (const UserError& e) {
-      throw UserError("case '" + c.name + "': " + e.what());
+      outputs = model.run(contract.check_inputs(c.inputs, allow_non_finite));
+    } catch (const Error& e) {
+      throw Error("case '" + c.name + "': " + e.what());
     }
     CaseResult result{c.name, {}};
     for (size_t i = 0; i < contract.outputs.size(); ++i) {
@@ -148,7 +150,7 @@ void CheckReport::print(std::ostream& out) const {
   out << line;
 }
 
-nlohmann::json CheckReport::to_json() const {
+std::string CheckReport::to_json() const {
   nlohmann::json out = {{"model", model}, {"atol", tolerance.atol}, {"rtol", tolerance.rtol},
                         {"passed", failed_names().empty()}, {"cases", nlohmann::json::array()}};
   for (const auto& c : cases) {
@@ -158,7 +160,7 @@ nlohmann::json CheckReport::to_json() const {
     for (const auto& output : c.outputs) item["outputs"].push_back(output_json(output));
     out["cases"].push_back(std::move(item));
   }
-  return out;
+  return out.dump();
 }
 
 }  // namespace torchship

@@ -1,4 +1,4 @@
-#include "compare.h"
+#include "torchship/compare.h"
 
 #include <limits>
 

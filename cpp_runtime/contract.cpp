@@ -1,4 +1,4 @@
-#include "contract.h"
+#include "torchship/contract.h"
 
 #include <algorithm>
 #include <cmath>
@@ -6,7 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "errors.h"
+#include "torchship/errors.h"
 #include "messages.h"
 
 namespace torchship {
@@ -22,7 +22,7 @@ const std::vector<std::string> kStructures = {"tensor", "tuple", "list", "dict"}
 // ---- parsing -------------------------------------------------------------------------
 
 [[noreturn]] void invalid(const std::string& field, const std::string& problem) {
-  throw UserError("contract field '" + field + "' " + problem);
+  throw Error("contract field '" + field + "' " + problem);
 }
 
 std::string shown(const json& value) {
@@ -186,10 +186,10 @@ void check_version(const json& manifest) {
   const auto version = manifest.value("contract_version", json(1));
   if (version == json(kContractVersion)) return;
   if (version.is_number_integer() && version.get<int64_t>() < kContractVersion) {
-    throw UserError("exported by an older torchship (contract version " + version.dump() +
+    throw Error("exported by an older torchship (contract version " + version.dump() +
                     "; this torchship-run reads version 2)");
   }
-  throw UserError("contract version " + shown(version) +
+  throw Error("contract version " + shown(version) +
                   " is not one this torchship-run reads (version 2); rebuild it from the torchship that exported the model");
 }
 
@@ -361,9 +361,9 @@ Contract Contract::parse(const std::string& json_text) {
   try {
     manifest = json::parse(json_text);
   } catch (const json::exception& e) {
-    throw UserError(std::string("the contract is not valid JSON (") + e.what() + ")");
+    throw Error(std::string("the contract is not valid JSON (") + e.what() + ")");
   }
-  if (!manifest.is_object()) throw UserError("the contract is not a JSON object");
+  if (!manifest.is_object()) throw Error("the contract is not a JSON object");
   check_version(manifest);
   Contract contract;
   contract.model = name_at(manifest, "model", "model");
@@ -411,7 +411,7 @@ Feed Contract::check_inputs(const c10::IValue& given, bool allow_non_finite) con
     std::vector<std::pair<std::string, c10::IValue>> named;
     for (const auto& entry : given.toGenericDict()) {
       if (!entry.key().isString()) {
-        throw UserError("input names must be strings, got " + python_type_name(entry.key()));
+        throw Error("input names must be strings, got " + python_type_name(entry.key()));
       }
       named.emplace_back(entry.key().toStringRef(), entry.value());
     }
@@ -424,7 +424,7 @@ Feed Contract::check_inputs(const c10::IValue& given, bool allow_non_finite) con
   } else if (given.isList()) {
     positional = given.toListRef().vec();
   } else {
-    throw UserError("expected inputs as a dict {input name: value}, a list or tuple, or one tensor; got " +
+    throw Error("expected inputs as a dict {input name: value}, a list or tuple, or one tensor; got " +
                     python_type_name(given));
   }
   size_t required = 0;
@@ -499,7 +499,10 @@ Feed Contract::check_inputs(const std::vector<std::pair<std::string, c10::IValue
 }
 
 NamedOutputs Contract::check_outputs(const c10::IValue& returned, const AxisSizes& axes) const {
-  const auto values = returned_values(*this, returned);
+  return check_flat_outputs(returned_values(*this, returned), axes);
+}
+
+NamedOutputs Contract::check_flat_outputs(const std::vector<c10::IValue>& values, const AxisSizes& axes) const {
   if (values.size() != outputs.size()) refuse_count(*this, values.size());
   NamedOutputs flat;
   for (size_t i = 0; i < outputs.size(); ++i) {
@@ -522,13 +525,13 @@ NamedOutputs Contract::check_outputs(const c10::IValue& returned, const AxisSize
 Feed Contract::random_inputs(const AxisSizes& sizes, const std::map<std::string, int64_t>& scalars) const {
   for (const auto& [axis, size] : sizes) {
     if (!axes.count(axis)) {
-      throw UserError("the model has no axis '" + axis + "'" +
+      throw Error("the model has no axis '" + axis + "'" +
                       (axes.empty() ? "" : "; its axes are " + axis_names(axes)));
     }
   }
   for (const auto& [name, value] : scalars) {
     const auto spec = std::find_if(inputs.begin(), inputs.end(), [&](const auto& s) { return s.name == name; });
-    if (spec == inputs.end() || spec->kind != "int") throw UserError("the model has no int input '" + name + "'");
+    if (spec == inputs.end() || spec->kind != "int") throw Error("the model has no int input '" + name + "'");
   }
   AxisSizes resolved;
   for (const auto& [axis, range] : axes) {

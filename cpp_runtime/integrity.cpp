@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "bounds.h"
-#include "errors.h"
+#include "torchship/errors.h"
 
 namespace torchship {
 namespace {
@@ -42,9 +42,9 @@ std::string zip_error_text(int code) {
 void verify_zip(const std::string& path, const std::string& fix) {
   std::error_code ec;
   const auto size = fs::file_size(path, ec);
-  if (ec) throw UserError(path + ": cannot read it (" + ec.message() + ")");
+  if (ec) throw ArtifactError(path + ": cannot read it (" + ec.message() + ")");
   // libzip accepts a 0-byte file as an archive with no entries.
-  if (size == 0) throw UserError(path + ": empty file (0 bytes); " + fix);
+  if (size == 0) throw ArtifactError(path + ": empty file (0 bytes); " + fix);
 
   int code = 0;
   // ZIP_CHECKCONS compares every central-directory record with its local header
@@ -52,11 +52,11 @@ void verify_zip(const std::string& path, const std::string& fix) {
   // sizes, offsets) cannot be changed without the archive being refused.
   std::unique_ptr<zip_t, ZipCloser> archive(zip_open(path.c_str(), ZIP_RDONLY | ZIP_CHECKCONS, &code));
   if (!archive) {
-    throw UserError(path + ": not a valid zip archive (" + zip_error_text(code) +
+    throw ArtifactError(path + ": not a valid zip archive (" + zip_error_text(code) +
                     "); the file is truncated or corrupt; " + fix);
   }
   const zip_int64_t entries = zip_get_num_entries(archive.get(), 0);
-  if (entries <= 0) throw UserError(path + ": zip archive has no entries; " + fix);
+  if (entries <= 0) throw ArtifactError(path + ": zip archive has no entries; " + fix);
 
   std::vector<char> buffer(kChunkBytes);
   for (zip_uint64_t i = 0; i < static_cast<zip_uint64_t>(entries); ++i) {
@@ -64,7 +64,7 @@ void verify_zip(const std::string& path, const std::string& fix) {
     const std::string name = raw_name ? raw_name : "#" + std::to_string(i);
     std::unique_ptr<zip_file_t, ZipFileCloser> file(zip_fopen_index(archive.get(), i, 0));
     if (!file) {
-      throw UserError(path + ": entry '" + name + "' cannot be opened (" +
+      throw ArtifactError(path + ": entry '" + name + "' cannot be opened (" +
                       zip_strerror(archive.get()) + "); the archive is corrupt; " + fix);
     }
     // libzip verifies the CRC32 when the last byte has been read and fails that read.
@@ -74,9 +74,9 @@ void verify_zip(const std::string& path, const std::string& fix) {
     if (got < 0) {
       zip_error_t* error = zip_file_get_error(file.get());
       if (zip_error_code_zip(error) == ZIP_ER_CRC) {
-        throw UserError(path + ": entry '" + name + "' fails its CRC32 check; the archive is corrupt; " + fix);
+        throw ArtifactError(path + ": entry '" + name + "' fails its CRC32 check; the archive is corrupt; " + fix);
       }
-      throw UserError(path + ": entry '" + name + "' cannot be read (" + zip_error_strerror(error) +
+      throw ArtifactError(path + ": entry '" + name + "' cannot be read (" + zip_error_strerror(error) +
                       "); the archive is corrupt; " + fix);
     }
   }
@@ -87,7 +87,7 @@ void verify_zip(const std::string& path, const std::string& fix) {
 
 std::string sha256_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw UserError(path + ": cannot open it for reading");
+  if (!in) throw ArtifactError(path + ": cannot open it for reading");
   std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
   if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) {
     throw std::runtime_error("OpenSSL could not start a sha256 digest");
@@ -115,10 +115,10 @@ bool verify_sidecar_sha256(const std::string& path, const std::string& json_poin
   std::error_code ec;
   if (!fs::exists(sidecar, ec)) return false;
   if (!fs::is_regular_file(sidecar, ec)) {
-    throw UserError(sidecar.string() + " is not a regular file; " + fix);
+    throw ArtifactError(sidecar.string() + " is not a regular file; " + fix);
   }
   std::ifstream in(sidecar, std::ios::binary);
-  if (!in) throw UserError(sidecar.string() + ": cannot open it for reading");
+  if (!in) throw ArtifactError(sidecar.string() + ": cannot open it for reading");
   const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   check_json_bounds(text, sidecar.string(), fix);
   std::string expected;
@@ -132,15 +132,15 @@ bool verify_sidecar_sha256(const std::string& path, const std::string& json_poin
       return false;
     }
     if (!record.contains("sha256") || !record["sha256"].is_string()) {
-      throw UserError(sidecar.string() + ": '" + json_pointer + "/sha256' is missing or not a string; " + fix);
+      throw ArtifactError(sidecar.string() + ": '" + json_pointer + "/sha256' is missing or not a string; " + fix);
     }
     expected = record["sha256"].get<std::string>();
   } catch (const nlohmann::json::exception& e) {
-    throw UserError(sidecar.string() + " is not valid JSON (" + std::string(e.what()) + "); " + fix);
+    throw ArtifactError(sidecar.string() + " is not valid JSON (" + std::string(e.what()) + "); " + fix);
   }
   const std::string actual = sha256_file(path);
   if (expected != actual) {
-    throw UserError(file.filename().string() + ": sha256 does not match manifest.json (expected " +
+    throw ArtifactError(file.filename().string() + ": sha256 does not match manifest.json (expected " +
                     expected.substr(0, 12) + "…, got " + actual.substr(0, 12) + "…); " + fix);
   }
   return true;

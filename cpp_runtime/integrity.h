@@ -11,7 +11,7 @@
 
 namespace torchship {
 
-// Throws UserError unless `path` is a non-empty, structurally consistent zip archive
+// Throws ArtifactError unless `path` is a non-empty, structurally consistent zip archive
 // whose every entry decompresses and matches its CRC32, and whose pickles are bounded
 // (check_torch_archive in bounds.h: storages within their records, tensor views within
 // their storages, nesting depth). `fix` ends the message ("re-export it", "re-save it
@@ -23,9 +23,9 @@ std::string sha256_file(const std::string& path);
 
 // If a manifest.json sits beside `path` and lists this file's name at `json_pointer`
 // (e.g. "/formats/torchscript" or "/samples", an object with "file" and "sha256"),
-// throws UserError when the file's sha256 differs. Returns whether it checked.
+// throws ArtifactError when the file's sha256 differs. Returns whether it checked.
 // A manifest.json that is not a regular file, nests deeper than kMaxNestingDepth, is
-// bigger than kMaxJsonBytes or has a non-string sha256 is refused (UserError).
+// bigger than kMaxJsonBytes or has a non-string sha256 is refused (ArtifactError).
 bool verify_sidecar_sha256(const std::string& path, const std::string& json_pointer,
                            const std::string& fix);
 

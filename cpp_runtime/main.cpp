@@ -1,5 +1,6 @@
-// torchship-run: runs a TorchScript archive exported by torchship, checks it against
-// its golden samples, or benchmarks it. See `torchship-run --help`.
+// torchship-run: runs a model exported by torchship (a TorchScript archive or an
+// AOTInductor package), checks it against its golden samples, or benchmarks it; a thin
+// client of the torchship::runtime library. See `torchship-run --help`.
 //
 // Every failure is one line on stderr: usage errors exit 2, everything else exits 1.
 #include <ATen/Parallel.h>
@@ -16,10 +17,7 @@
 #include <string>
 #include <vector>
 
-#include "bench.h"
-#include "check.h"
-#include "errors.h"
-#include "model.h"
+#include "torchship/runtime.h"
 
 namespace {
 
@@ -33,7 +31,7 @@ constexpr int kExitUsage = 2;
 constexpr int kMaxThreads = 1024;
 constexpr int64_t kMaxIterations = 10'000'000;
 
-struct Options {
+struct CommandLine {
   std::string model_path;
   std::string inputs_path, output_path, samples_path;
   std::optional<double> atol, rtol;
@@ -80,7 +78,7 @@ std::map<std::string, int64_t> parse_pairs(const std::string& option, const std:
 }
 
 // --shape pairs, with --batch N as the shorthand of --shape batch=N.
-AxisSizes parse_sizes(const Options& options) {
+AxisSizes parse_sizes(const CommandLine& options) {
   auto sizes = parse_pairs("--shape", options.shape_values, "SIZE", 0);
   if (options.batch) {
     if (sizes.count("batch")) throw CLI::ValidationError("--batch", "--shape batch=... sizes the same axis; give one");
@@ -97,19 +95,19 @@ std::optional<uint64_t> parse_seed(const std::optional<std::string>& text) {
   return seed;
 }
 
-int run_inputs(LoadedModel& model, const Options& options) {
-  const auto feed = model.contract.check_inputs(read_torch_save(options.inputs_path), options.allow_non_finite);
+int run_inputs(const Model& model, const CommandLine& options) {
+  const auto feed = model.contract().check_inputs(read_torch_save(options.inputs_path), options.allow_non_finite);
   // Seeded here, after load (whose warm-up call draws random inputs), so a model that
   // draws (DynamicNet without a depth) draws what torch.manual_seed(S) + forward draws in Python.
   if (options.seed) torch::manual_seed(*options.seed);
-  write_torch_save(options.output_path, output_dict(run_forward(model, feed)));
+  write_torch_save(options.output_path, output_dict(model.run(feed)));
   return 0;
 }
 
-int run_check(LoadedModel& model, const Options& options) {
+int run_check(const Model& model, const CommandLine& options) {
   const auto report = check_samples(model, options.samples_path, options.atol, options.rtol, options.allow_non_finite);
   if (options.json) {
-    std::cout << report.to_json().dump() << std::endl;
+    std::cout << report.to_json() << std::endl;
   } else {
     report.print(std::cout);
   }
@@ -122,14 +120,15 @@ int run_check(LoadedModel& model, const Options& options) {
   return kExitFailure;
 }
 
-int run_bench(LoadedModel& model, const Options& options) {
+int run_bench(const Model& model, const CommandLine& options) {
   const auto result = bench(model, options.sizes, options.bench_iterations, options.warmup, options.ints);
   if (options.json) {
     nlohmann::json out = {
-        {"model", model.contract.model}, {"device", model.device.str()}, {"threads", at::get_num_threads()},
+        {"model", model.contract().model}, {"format", format_name(model.format())},
+        {"device", model.device().str()}, {"threads", at::get_num_threads()},
         {"batch", result.rows}, {"axes", result.axes}, {"iterations", result.iterations}, {"warmup", result.warmup},
-        {"load_ms", model.load_ms}, {"integrity_ms", model.integrity_ms},
-        {"first_call_us", result.first_call_us}, {"median_us", result.median_us},
+        {"load_ms", model.stats().load_ms}, {"integrity_ms", model.stats().integrity_ms},
+        {"first_call_us", result.first_call_us}, {"mean_us", result.mean_us}, {"median_us", result.median_us},
         {"p90_us", result.p90_us}, {"p99_us", result.p99_us}, {"throughput", result.throughput},
     };
     std::cout << out.dump() << std::endl;
@@ -137,11 +136,13 @@ int run_bench(LoadedModel& model, const Options& options) {
   }
   std::string shape;
   for (const auto& [axis, size] : result.axes) shape += (shape.empty() ? "" : ", ") + axis + " " + std::to_string(size);
-  std::printf("%s on %s, %s, %d threads, %lld iterations after %lld warm-up\n", model.contract.model.c_str(),
-              model.device.str().c_str(), shape.empty() ? "fixed shapes" : shape.c_str(), at::get_num_threads(),
+  std::printf("%s (%s) on %s, %s, %d threads, %lld iterations after %lld warm-up\n", model.contract().model.c_str(),
+              format_name(model.format()).c_str(), model.device().str().c_str(), shape.empty() ? "fixed shapes" : shape.c_str(), at::get_num_threads(),
               static_cast<long long>(result.iterations), static_cast<long long>(result.warmup));
-  std::printf("  load        %10.1f ms (integrity checks %.1f ms)\n", model.load_ms, model.integrity_ms);
+  std::printf("  load        %10.1f ms (integrity checks %.1f ms)\n", model.stats().load_ms,
+              model.stats().integrity_ms);
   std::printf("  first call  %10.1f us\n", result.first_call_us);
+  std::printf("  mean        %10.1f us\n", result.mean_us);
   std::printf("  median      %10.1f us\n  p90         %10.1f us\n  p99         %10.1f us\n", result.median_us,
               result.p90_us, result.p99_us);
   std::printf("  throughput  %10.0f samples/s\n", result.throughput);
@@ -152,13 +153,14 @@ int run_bench(LoadedModel& model, const Options& options) {
 
 int main(int argc, char** argv) {
   CLI::App app{
-      "Run a TorchScript archive exported by torchship: on inputs saved with torch.save, against its golden\n"
-      "samples (--check), or in a latency benchmark (--bench). Inputs are checked against the contract\n"
-      "embedded in the archive, and the archive against its CRC32s and the sha256 in a manifest.json\n"
+      "Run a model exported by torchship, a TorchScript archive (model.torchscript.pt) or an AOTInductor\n"
+      "package (model.aoti.pt2), told apart by their contents: on inputs saved with torch.save, against\n"
+      "its golden samples (--check), or in a latency benchmark (--bench). Inputs are checked against the\n"
+      "contract embedded in the model, and the file against its CRC32s and the sha256 in a manifest.json\n"
       "beside it, before anything runs.",
       kProgram};
-  Options options;
-  app.add_option("MODEL", options.model_path, "TorchScript archive (model.torchscript.pt)")
+  CommandLine options;
+  app.add_option("MODEL", options.model_path, "model.torchscript.pt or model.aoti.pt2")
       ->required()
       ->check(CLI::ExistingFile);
 
@@ -227,9 +229,11 @@ int main(int argc, char** argv) {
   }
 
   try {
-    if (options.threads > 0) at::set_num_threads(options.threads);
-    const auto device = resolve_device(options.device);
-    auto model = load_model(options.model_path, device);
+    torchship::Options load_options;
+    load_options.device = options.device;
+    load_options.threads = options.threads;
+    load_options.concurrency = 1;  // one caller
+    const auto model = Model::load(options.model_path, load_options);
     if (inputs->count()) return run_inputs(model, options);
     if (check->count()) return run_check(model, options);
     return run_bench(model, options);

@@ -9,21 +9,11 @@
 #include <string>
 #include <vector>
 
-#include "errors.h"
+#include "torchship/errors.h"
 
 namespace torchship {
 
 using MessageValues = std::map<std::string, std::string>;
-
-// A contract refusal: a UserError that also carries its messages.json key.
-class ContractError : public UserError {
- public:
-  ContractError(std::string key, const std::string& message) : UserError(message), key_(std::move(key)) {}
-  const std::string& key() const { return key_; }
-
- private:
-  std::string key_;
-};
 
 // The message `key` with every {placeholder} replaced from `values`.
 std::string format_message(const std::string& key, const MessageValues& values);

@@ -31,7 +31,7 @@ void fail(const std::string& where, const std::string& what);
 void expect_refusal(const std::string& where, const std::string& key, const std::string& message,
                     const std::function<void()>& call);
 
-// Runs `call`, which must throw a UserError whose message contains `part`.
+// Runs `call`, which must throw a Error whose message contains `part`.
 void expect_user_error(const std::string& where, const std::string& part, const std::function<void()>& call);
 
 }  // namespace torchship::testing

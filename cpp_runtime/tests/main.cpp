@@ -45,14 +45,14 @@ void expect_refusal(const std::string& where, const std::string& key, const std:
 void expect_user_error(const std::string& where, const std::string& part, const std::function<void()>& call) {
   try {
     call();
-  } catch (const UserError& e) {
+  } catch (const Error& e) {
     const std::string text = e.what();
     if (text.find(part) == std::string::npos || text.find('\n') != std::string::npos) {
       fail(where, "error \"" + text + "\" does not say \"" + part + "\" on one line");
     }
     return;
   } catch (const std::exception& e) {
-    fail(where, std::string("threw a non-UserError \"") + e.what() + "\"");
+    fail(where, std::string("threw a non-Error \"") + e.what() + "\"");
     return;
   }
   fail(where, "no error, expected one saying \"" + part + "\"");

@@ -6,7 +6,7 @@
 #include <fstream>
 #include <limits>
 
-#include "compare.h"
+#include "torchship/compare.h"
 #include "harness.h"
 #include "messages.h"
 

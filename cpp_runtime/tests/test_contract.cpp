@@ -5,7 +5,7 @@
 #include <cmath>
 #include <limits>
 
-#include "contract.h"
+#include "torchship/contract.h"
 #include "harness.h"
 #include "messages.h"
 

@@ -57,3 +57,12 @@ class LibtorchBackend(Backend):
                 args += ["--seed", str(self._seed)]
             run_runner_or_fail(args, f"torchship-run failed on {self.path.name}")
             return torch.load(out, weights_only=True)
+
+
+class LibtorchAotiBackend(LibtorchBackend):
+    """torchship-run on the AOTInductor package: the same process per call, the same
+    files in and out; the runner tells the format from the file and refuses a package
+    compiled for another device, machine, CPU or torch in one line."""
+
+    name = "libtorch-aoti"
+    format = "aoti"

@@ -1,4 +1,5 @@
-// The contract (version 2) a TorchScript archive carries as its embedded manifest.json,
+// The contract (version 2) a model carries (a TorchScript archive as its embedded
+// manifest.json, an AOTInductor package in its metadata),
 // and the checks it drives: the inputs of a call, the outputs a model returns, and the
 // random inputs of warm-ups and benchmarks. export/schema/rules.md is the specification;
 // the words come from messages.json, so both languages refuse alike.
@@ -69,7 +70,7 @@ struct Contract {
   std::map<std::string, AxisRange> axes;
   Tolerance tolerance;
 
-  // Parses the manifest JSON text; throws UserError naming the field at fault.
+  // Parses the manifest JSON text; throws Error naming the field at fault.
   static Contract parse(const std::string& json_text);
 
   // Checks a feed as a caller gives it (a dict name -> value, a list/tuple taken
@@ -84,6 +85,10 @@ struct Contract {
   // structure, count, kind, dtype or shape other than the declared ones; dynamic axes
   // must have the sizes in `axes` (the inputs'), axes only outputs have any size.
   NamedOutputs check_outputs(const c10::IValue& returned, const AxisSizes& axes) const;
+
+  // The same checks on outputs already flattened in contract order (an AOTInductor
+  // package returns them so): the count, then each one's kind, dtype and shape.
+  NamedOutputs check_flat_outputs(const std::vector<c10::IValue>& values, const AxisSizes& axes) const;
 
   // Random inputs (rules.md "Files"): each dynamic axis sized from `sizes`, else its min
   // (at least 1); scalars take `scalars[name]` or their low. Sizes are checked against

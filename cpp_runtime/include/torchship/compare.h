@@ -6,7 +6,7 @@
 
 #include <string>
 
-#include "contract.h"
+#include "torchship/contract.h"
 
 namespace torchship {
 

@@ -2,15 +2,13 @@
 // eager's, by export/schema/rules.md "Comparison".
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <optional>
 #include <ostream>
 #include <string>
 #include <vector>
 
-#include "compare.h"
-#include "model.h"
+#include "torchship/compare.h"
+#include "torchship/model.h"
 
 namespace torchship {
 
@@ -32,13 +30,13 @@ struct CheckReport {
 
   std::vector<std::string> failed_names() const;
   void print(std::ostream& out) const;
-  nlohmann::json to_json() const;
+  std::string to_json() const;  // one line of JSON
 };
 
 // Runs every case. `atol` and `rtol` (from --atol/--rtol), when given, replace the
-// contract's and every output's own. Throws UserError for a samples file that is not
+// contract's and every output's own. Throws Error for a samples file that is not
 // version 2, or that holds no cases: a check of nothing proves nothing.
-CheckReport check_samples(LoadedModel& model, const std::string& samples_path, std::optional<double> atol,
+CheckReport check_samples(const Model& model, const std::string& samples_path, std::optional<double> atol,
                           std::optional<double> rtol, bool allow_non_finite);
 
 }  // namespace torchship
