@@ -1,8 +1,7 @@
 """torchship-run on AOTInductor `.pt2` packages: told from TorchScript by their contents,
 checked like them (zip CRCs, sidecar sha256, the contract inside), run with scalars as
 0-dim tensors, and refused in one line when damaged, foreign, or made for another
-device, machine, CPU or torch. Compiling costs 7 to 23 s a model on two cores: two
-packages per session."""
+device, machine, CPU or torch. The packages are export-model's (the `exported` fixture)."""
 
 import hashlib
 import json
@@ -17,8 +16,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.conftest import SEEDS
 from tests.test_fuzz_cpp import WORKERS, classify, probe
-from torchship.export.aoti import CONTRACT_KEY, CPU_ISA_KEY, DEVICE_KEY, METADATA_SUFFIX, TORCH_KEY, export_aoti
+from torchship.export.aoti import CONTRACT_KEY, CPU_ISA_KEY, DEVICE_KEY, METADATA_SUFFIX, TORCH_KEY
 from torchship.export.cpp_runner import run_runner
 from torchship.models import get_spec
 
@@ -31,18 +31,24 @@ TRUNCATIONS = 40
 
 @pytest.fixture(scope="session")
 def cpp_packages(exported: Path, tmp_path_factory) -> dict[str, Path]:
-    """twolayernet and dynamicnet compiled for the CPU, each alone in a folder with its samples.pt."""
+    """export-model's twolayernet and dynamicnet packages, each alone in a folder with its
+    samples.pt (no manifest.json: the zip checks alone stand guard)."""
     paths = {}
     for name in ("twolayernet", "dynamicnet"):
-        spec = get_spec(name)
-        model = spec.build()
-        model.load_state_dict(torch.load(exported / name / "weights.pt", weights_only=True))
         folder = tmp_path_factory.mktemp(name)
-        shutil.copy(exported / name / "samples.pt", folder / "samples.pt")
-        example = spec.example_inputs(spec.export_sizes(), **{i.name: i.scalar_values()[-1] for i in spec.scalar_inputs})
-        export_aoti(model.eval(), spec.contract(), example, folder / "model.aoti.pt2")
+        for file in ("model.aoti.pt2", "samples.pt"):
+            shutil.copy(exported / name / file, folder / file)
         paths[name] = folder / "model.aoti.pt2"
     return paths
+
+
+@pytest.mark.parametrize("name", SEEDS)
+def test_check_passes_beside_the_manifest(name, exported):
+    """The export's own folder: the sidecar sha256 is checked too."""
+    result = run_runner([exported / name / "model.aoti.pt2", "--check", exported / name / "samples.pt", "--json"])
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["passed"] and report["model"] == name
 
 
 def refusal(result) -> str:
@@ -54,7 +60,7 @@ def refusal(result) -> str:
 
 
 @pytest.mark.parametrize("name", ["twolayernet", "dynamicnet"])
-def test_check_passes_every_golden_case(name, cpp_packages):
+def test_check_passes_every_golden_case_alone(name, cpp_packages):
     package = cpp_packages[name]
     result = run_runner([package, "--check", package.with_name("samples.pt"), "--json"])
     assert result.returncode == 0, result.stderr

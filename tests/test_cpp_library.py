@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.conftest import SEEDS
 from torchship.export.cpp_runner import REPO_ROOT
 from torchship.models import get_spec
 
@@ -68,13 +69,14 @@ def test_installed_package_keeps_its_private_dependencies_private(service):
         assert "nlohmann" not in text and "zip.h" not in text and "openssl" not in text
 
 
-@pytest.mark.parametrize("name", ["twolayernet", "dynamicnet", "convnet"])
-def test_service_serves_one_model_from_several_threads_as_eager_does(name, service, exported, tmp_path):
+@pytest.mark.parametrize("file", ["model.torchscript.pt", "model.aoti.pt2"])
+@pytest.mark.parametrize("name", SEEDS)
+def test_service_serves_one_model_from_several_threads_as_eager_does(name, file, service, exported, tmp_path):
     reference = tmp_path / "reference.pt"
     torch.save(reference_cases(name, exported), reference)
     # The model alone in its folder: the service loads a copy, as a deployment would.
-    model = tmp_path / "model.torchscript.pt"
-    shutil.copy(exported / name / "model.torchscript.pt", model)
+    model = tmp_path / file
+    shutil.copy(exported / name / file, model)
     result = subprocess.run([str(service), str(model), str(reference), "--threads", "1,2,4", "--calls", "30"],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
