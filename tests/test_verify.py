@@ -159,3 +159,25 @@ def test_every_backend_matches_eager_on_cuda(exported, tmp_path):
     rows = json.loads((tmp_path / "v.json").read_text())["rows"]
     assert {(r["backend"], r["status"]) for r in rows} == {
         (b, "pass") for b in ("eager", "torchscript", "libtorch", "onnxruntime")}
+
+
+@pytest.mark.cpp
+@pytest.mark.filterwarnings("ignore::FutureWarning")
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_a_user_model_with_two_axes_and_a_dict_output_passes_on_every_cpu_backend(user_models, tmp_path):
+    """A --spec model end to end: its own weights in, every format out, every CPU backend
+    (the C++ runner too) equal to eager on each named output."""
+    import user_models as module
+
+    torch.save(module.Tagger().state_dict(), tmp_path / "tagger.pt")
+    ref = f"{user_models}:TAGGER"
+    result = invoke(export_command, "tagger", "--spec", ref, "--weights", tmp_path / "tagger.pt",
+                    "--artifacts", tmp_path / "a")
+    assert result.exit_code == 0, result.output
+    result = invoke(verify_command, "tagger", "--spec", ref, "--device", "cpu", "--artifacts", tmp_path / "a",
+                    "--json", tmp_path / "v.json")
+    assert result.exit_code == 0, result.output
+    rows = {r["backend"]: r for r in json.loads((tmp_path / "v.json").read_text())["rows"]}
+    assert {"eager", "torchscript", "libtorch", "onnxruntime", "onnx-reference"} <= set(rows)
+    for backend, row in rows.items():
+        assert row["status"] == "pass" and row["cases"] == 6, (backend, row)
