@@ -22,6 +22,7 @@ from torch import nn
 
 from torchship.errors import ArtifactError, ExportError
 from torchship.export import program
+from torchship.export.bounds import check_json_text
 
 CONTRACT_KEY = "torchship_contract"  # package metadata: the contract, as JSON text
 TORCH_KEY = "torchship_torch_version"  # package metadata: the torch that compiled it
@@ -115,7 +116,9 @@ def read_metadata(path: Path, fix: str) -> dict[str, str]:
             if len(found) != 1:
                 raise ArtifactError(f"{path.name}: not an AOTInductor package (expected one "
                                     f"*{METADATA_SUFFIX}, found {len(found)}); {fix}")
-            metadata = json.loads(archive.read(found[0]))
+            text = archive.read(found[0])
+            check_json_text(text, f"{path.name}: its metadata", fix)
+            metadata = json.loads(text)
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:  # json errors are ValueErrors
         raise ArtifactError(f"{path.name}: not a valid package ({e}); {fix}") from None
     if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):

@@ -7,6 +7,7 @@ import torch
 
 from torchship.compat import check_artifact_torch
 from torchship.errors import ArtifactError
+from torchship.export.bounds import check_json_text
 from torchship.export.program import graph_inputs
 from torchship.export.aoti import (CONTRACT_KEY, CPU_ISA_KEY, DEVICE_KEY, TORCH_KEY, contract_of,
                                    read_metadata)
@@ -71,6 +72,9 @@ def _missing_isa(isa: str) -> list[str]:
 
 def _json(text: str | None):
     try:
-        return json.loads(text) if text is not None else None
-    except ValueError:
+        if text is None:
+            return None
+        check_json_text(text, "the package's contract", "re-export it")
+        return json.loads(text)
+    except (ValueError, ArtifactError):  # read as no contract: the caller refuses that in one line
         return None

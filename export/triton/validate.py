@@ -14,9 +14,10 @@ Every refusal is one line naming the model folder, the field and what was expect
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from torchship.errors import ArtifactError
+from torchship.export.bounds import read_json_bounded
 from torchship.export.triton.repository import (
     MARKER, PLATFORMS, TRITON_DTYPES, TritonConfigError, batch_axis, plan, scalar_dtype,
 )
@@ -139,9 +140,11 @@ def check_model_folder(folder: Path) -> str:
     folder = Path(folder)
     where = f"{folder.name}/config.pbtxt"
     try:
-        info = json.loads((folder / MARKER).read_text())
+        info = read_json_bounded(folder / MARKER, f"{folder.name}/{MARKER}", "regenerate with triton-repo")
         contract, fmt = info["contract"], info["format"]
-    except (OSError, ValueError, KeyError) as e:
+    except ArtifactError as e:
+        raise TritonConfigError(e.message) from None
+    except (TypeError, KeyError) as e:
         raise TritonConfigError(f"{folder.name}/{MARKER}: unreadable ({e}); regenerate with triton-repo") from None
     try:
         text = (folder / "config.pbtxt").read_text()
