@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 ARTIFACTS ?= artifacts
 BUILD ?= build
 
-.PHONY: setup system-deps build demo test bench clean
+.PHONY: setup system-deps build demo test bench serve clean
 
 setup: $(VENV)/.installed
 
@@ -34,6 +34,13 @@ demo: build
 test: build
 	ctest --test-dir $(BUILD) --output-on-failure
 	$(BIN)/pytest
+
+# After `make demo`: a Triton repository for the official container (checked with Triton's
+# own proto), then a live tritonserver on 127.0.0.1 that proves every golden sample over
+# HTTP and gRPC before it serves. Ctrl-C stops it.
+serve: setup
+	$(BIN)/triton-repo all --artifacts $(ARTIFACTS)
+	$(BIN)/serve-model all --artifacts $(ARTIFACTS)
 
 bench: build
 	$(BIN)/bench-model all --artifacts $(ARTIFACTS) --json $(ARTIFACTS)/bench.json --plot docs/bench.png
