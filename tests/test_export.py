@@ -399,3 +399,24 @@ def test_a_float_scalar_input_is_scripted_not_traced_and_not_sent_to_torch_expor
     x = torch.ones(2, 4)
     assert torch.equal(backend.run({"x": x, "scale": 0.0})["y"], torch.zeros(2, 3))
     assert torch.allclose(backend.run({"x": x})["y"] * 2, backend.run({"x": x, "scale": 2.0})["y"])
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_reexporting_one_format_keeps_the_others_unless_the_manifest_is_from_version_1(exported, tmp_path):
+    shutil.copytree(exported / "twolayernet", tmp_path / "twolayernet")
+    path = tmp_path / "twolayernet" / "manifest.json"
+    before = json.loads(path.read_text())
+    assert invoke(export_command, "twolayernet", "--format", "torchscript", "--artifacts", tmp_path).exit_code == 0
+    after = json.loads(path.read_text())
+    assert set(after["formats"]) == set(before["formats"]) >= {"torchscript", "onnx"}
+    assert after["formats"]["onnx"] == before["formats"]["onnx"]  # same weights: the ONNX file still holds
+
+    version_1 = {**after, "schema_version": 1}
+    path.write_text(json.dumps(version_1))
+    result = invoke(verify_command, "twolayernet", "--artifacts", tmp_path, "--backends", "eager", "--device", "cpu")
+    assert result.exit_code == 1
+    (line,) = result.output.strip().splitlines()
+    assert line.startswith(f"Error: {path}: field schema_version: ") and line.endswith(
+        "; re-export with 'export-model twolayernet --format all'"), line
+    assert invoke(export_command, "twolayernet", "--format", "torchscript", "--artifacts", tmp_path).exit_code == 0
+    assert set(json.loads(path.read_text())["formats"]) == {"torchscript"}  # nothing kept from version 1
