@@ -183,8 +183,10 @@ def wide_console(monkeypatch):
     monkeypatch.setattr(console, "width", 400)  # a table cell must not wrap an origin
 
 
-def test_list_names_every_model_and_where_it_came_from(user_models, wide_console):
-    result = invoke(export_command, "--spec", f"{user_models}:BOTH", "--list")
+@pytest.mark.parametrize("spec_first", [True, False], ids=["--spec --list", "--list --spec"])
+def test_list_names_every_model_and_where_it_came_from(user_models, wide_console, spec_first):
+    args = ["--spec", f"{user_models}:BOTH", "--list"] if spec_first else ["--list", "--spec", f"{user_models}:BOTH"]
+    result = invoke(export_command, *args)
     assert result.exit_code == 0, result.output
     for name, origin in [("twolayernet", "entry point twolayernet = torchship.models.seeds:TWOLAYERNET"),
                          ("convnet", "entry point convnet = torchship.models.seeds:CONVNET"),
