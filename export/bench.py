@@ -38,8 +38,8 @@ from torchship.models.artifacts import WEIGHTS, atomic_path
 from torchship.errors import TorchshipError
 from torchship.models.spec import BATCH, ModelSpec
 
-BENCH_BACKENDS = ("eager", "torchscript", "aoti", "libtorch", "onnxruntime")
-RUNNER = "libtorch"  # the backend that is torchship-run
+BENCH_BACKENDS = ("eager", "torchscript", "aoti", "libtorch", "libtorch-aoti", "onnxruntime")
+RUNNERS = ("libtorch", "libtorch-aoti")  # the backends that are torchship-run, on each format
 REFERENCE = ("onnxruntime", "cpu")  # the fastest peer on a CPU machine: every ratio is to it
 ROUNDS = 5  # chunks per model x batch x backend, interleaved with every other one
 BUDGET_S = 1.0  # without --iterations: timed calls fill about this much time per backend
@@ -214,7 +214,7 @@ class Benchmark:
             sizes = bench_sizes(spec, batch, self.config.shapes)
             feed = spec.example_inputs(sizes, generator, **scalars)
             check_us = statistics.median(_time_us(lambda: check_inputs(artifact.contract, feed), CHECK_CALLS))
-            timer = (RunnerTimer(backend, sizes, scalars, self.config.threads) if backend.name == RUNNER
+            timer = (RunnerTimer(backend, sizes, scalars, self.config.threads) if backend.name in RUNNERS
                      else InProcessTimer(backend, feed))
             result.append(Measurement(spec.name, backend.name, backend.device, batch, sizes, scalars, check_us,
                                       timer))
@@ -271,9 +271,9 @@ class Benchmark:
     def _cold_command(self, model: str, backend: str) -> list[str]:
         artifact = self.artifacts[model]
         threads = str(self.config.threads)
-        if backend == RUNNER:
-            return [str(runner_path()), str(artifact.file("torchscript")), "--check", str(artifact.samples()),
-                    "--json", "--threads", threads]
+        if backend in RUNNERS:
+            return [str(runner_path()), str(artifact.file(BACKENDS[backend].format)), "--check",
+                    str(artifact.samples()), "--json", "--threads", threads]
         source = artifact.folder / WEIGHTS if backend == "eager" else artifact.file(BACKENDS[backend].format)
         spec = artifact.spec
         feed = {i.name: v if i.kind != "tensor" else
@@ -376,7 +376,8 @@ print("ok", flush=True)
 """,
 }
 _COLD_START_WHAT = {
-    RUNNER: "torchship-run MODEL.pt --check samples.pt --json",
+    "libtorch": "torchship-run model.torchscript.pt --check samples.pt --json",
+    "libtorch-aoti": "torchship-run model.aoti.pt2 --check samples.pt --json",
     "eager": "python: import torch and models, build, load weights.pt, forward batch 1",
     "torchscript": "python: import torch, torch.jit.load, forward batch 1",
     "aoti": "python: import torch, aoti_load_package, forward batch 1",

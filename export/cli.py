@@ -211,8 +211,9 @@ def _axis_sizes(ctx, param, values: tuple[str, ...]) -> dict[str, int]:
 @click.argument("names", metavar="NAME...", nargs=-1, required=True)
 @spec_option
 @click.option("--backends", callback=_csv_choice(BENCH_BACKENDS),
-              metavar="LIST", help="Comma-separated, from eager, torchscript, libtorch (the C++ runner), "
-                                   "onnxruntime [default: all; unavailable ones are skipped].")
+              metavar="LIST", help="Comma-separated, from eager, torchscript, aoti, libtorch and libtorch-aoti "
+                                   "(the C++ runner on each format), onnxruntime [default: all; unavailable ones "
+                                   "are skipped].")
 @click.option("--batch-sizes", callback=_batch_sizes, default="1,64,1024", show_default=True, metavar="LIST",
               help="Comma-separated sizes of the batch axis.")
 @click.option("--shape", "shapes", multiple=True, callback=_axis_sizes, metavar="AXIS=SIZE",

@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parent.parent
 USER_MODELS = REPO / "tests" / "user_models" / "models.py"
 SPEC = f"{USER_MODELS}:ALL"
 BIN = Path(sys.executable).parent
-PYTHON_BACKENDS = "eager,torchscript,onnxruntime,onnx-reference"
+PYTHON_BACKENDS = "eager,torchscript,aoti,onnxruntime,onnx-reference"
 
 pytestmark = pytest.mark.slow
 
@@ -63,7 +63,7 @@ def test_example_package_registers_through_its_entry_point(example_site, tmp_pat
                    "--artifacts", artifacts)
     assert exported.returncode == 0, exported.stderr
     manifest = json.loads((artifacts / "textclassifier" / "manifest.json").read_text())
-    assert set(manifest["formats"]) == {"torchscript", "onnx"}
+    assert set(manifest["formats"]) == {"torchscript", "onnx", "aoti"}
     assert manifest["checkpoint"]["source"] == str(checkpoint)
     assert [o["name"] for o in manifest["outputs"]] == ["logits", "pooled"]
     assert manifest["axes"]["sequence"] == {"min": 1, "max": 128}
@@ -98,7 +98,7 @@ def user_artifacts(tmp_path_factory) -> Path:
     ("residualcnn", PYTHON_BACKENDS),
     # onnx.reference's GatherElements fails on BERT's graph (a bug in the evaluator,
     # which onnxruntime does not share): that row is an error, tested below.
-    ("tinybert", "eager,torchscript,onnxruntime"),
+    ("tinybert", "eager,torchscript,aoti,onnxruntime"),
 ])
 def test_user_model_verifies_on_every_backend(user_artifacts, tmp_path, name, backends):
     result = invoke(verify_command, name, "--spec", SPEC, "--artifacts", user_artifacts, "--backends", backends,

@@ -2,13 +2,13 @@
 
 from torchship.export.backends.aoti import AotiBackend
 from torchship.export.backends.base import Backend
-from torchship.export.backends.libtorch import LibtorchBackend
+from torchship.export.backends.libtorch import LibtorchAotiBackend, LibtorchBackend
 from torchship.export.backends.onnx_backends import OnnxReferenceBackend, OnnxRuntimeBackend
 from torchship.export.backends.torch_backends import EagerBackend, TorchScriptBackend
 
 BACKENDS: dict[str, type[Backend]] = {
-    b.name: b for b in (EagerBackend, TorchScriptBackend, AotiBackend, LibtorchBackend, OnnxRuntimeBackend,
-                        OnnxReferenceBackend)
+    b.name: b for b in (EagerBackend, TorchScriptBackend, AotiBackend, LibtorchBackend, LibtorchAotiBackend,
+                        OnnxRuntimeBackend, OnnxReferenceBackend)
 }
 
 __all__ = ["BACKENDS", "Backend"]
