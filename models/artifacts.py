@@ -135,6 +135,20 @@ def _translate_writer_error(e: BaseException, target: Path) -> ArtifactError | N
     return None
 
 
+@contextlib.contextmanager
+def _writer_errors(target: Path) -> Iterator[None]:
+    """A writer's OSError (ENOSPC, EDQUOT, ...) or torch zip-writer failure as one ArtifactError."""
+    try:
+        yield
+    except ArtifactError:
+        raise
+    except (OSError, RuntimeError) as e:
+        translated = _translate_writer_error(e, target)
+        if translated is None:
+            raise
+        raise translated from None
+
+
 def torch_save_bytes(obj: Any) -> bytes:
     """torch.save into memory: a full disk then fails in os.write, never in torch's zip writer."""
     import torch
@@ -157,15 +171,8 @@ def atomic_path(path: Path) -> Iterator[Path]:
     path = Path(path)
     tmp = _create_temp(path)
     try:
-        try:
+        with _writer_errors(path):
             yield Path(tmp)
-        except ArtifactError:
-            raise
-        except (OSError, RuntimeError) as e:
-            translated = _translate_writer_error(e, path)
-            if translated is None:
-                raise
-            raise translated from None
         _fsync(tmp, path)
         try:
             os.replace(tmp, path)
@@ -373,15 +380,8 @@ class Transaction:
         """Call writer(temp path); OSError and torch's zip-writer failures become ArtifactError."""
         target = self._target(name)
         tmp = self.path(name)
-        try:
+        with _writer_errors(target):
             writer(tmp)
-        except ArtifactError:
-            raise
-        except (OSError, RuntimeError) as e:
-            translated = _translate_writer_error(e, target)
-            if translated is None:
-                raise
-            raise translated from None
         return target
 
     def temp_of(self, name: Path | str) -> Path:
