@@ -184,17 +184,9 @@ def atomic_path(path: Path) -> Iterator[Path]:
 
 
 def write_json(path: Path, data: dict) -> None:
-    path = Path(path)
-    tmp = _create_temp(path)
-    try:
-        _write_file(tmp, (json.dumps(data, indent=2) + "\n").encode(), path)
-        try:
-            os.replace(tmp, path)
-        except OSError as e:
-            raise _write_error(path, e) from None
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+    """One JSON file, atomically (verify-model --json, bench-model --json)."""
+    with atomic_path(path) as tmp:
+        _write_file(tmp, (json.dumps(data, indent=2) + "\n").encode(), Path(path))
 
 
 def read_json(path: Path, what: str, fix: str) -> dict:
