@@ -424,8 +424,7 @@ Feed Contract::check_inputs(const c10::IValue& given, bool allow_non_finite) con
   } else if (given.isList()) {
     positional = given.toListRef().vec();
   } else {
-    throw Error("expected inputs as a dict {input name: value}, a list or tuple, or one tensor; got " +
-                    python_type_name(given));
+    refuse("input_feed", {{"got", python_type_name(given)}});
   }
   size_t required = 0;
   for (size_t i = 0; i < inputs.size(); ++i) {

@@ -57,8 +57,7 @@ def normalize_feed(contract: dict, feed) -> dict[str, Any]:
             raise ContractError(message("input_count", count=count, names=_names(specs), got=len(feed)))
         feed = {s["name"]: v for s, v in zip(specs, feed)}
     elif not isinstance(feed, Mapping):
-        raise ContractError("expected inputs as a dict {input name: value}, a list or tuple, or one tensor; "
-                            f"got {type(feed).__name__}")
+        raise ContractError(message("input_feed", got=type(feed).__name__))
     known = {s["name"] for s in specs}
     for name in feed:
         if name not in known:

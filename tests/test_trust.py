@@ -153,6 +153,8 @@ INPUT_RULES = [
     ("required None", _feed(mask=None), f"missing input 'mask'; the model takes {NAMES}"),
     ("positional too many", [torch.zeros(2, 3)] * 5, f"expected 3 to 4 inputs ({NAMES}), got 5"),
     ("positional too few", [torch.zeros(2, 3)] * 2, f"expected 3 to 4 inputs ({NAMES}), got 2"),
+    ("neither a dict, a list nor a tensor", "x", "expected inputs as a dict of input names to values, a list or "
+                                                 "tuple, or one tensor; got str"),
     ("kind: scalar for a tensor", _feed(x=3), "input 'x': expected a tensor, got int"),
     ("kind: tensor for a scalar", _feed(scale=torch.tensor(1.0)), "input 'scale': expected a float, got Tensor"),
     ("kind: int for a float", _feed(scale=1), "input 'scale': expected a float, got int"),
@@ -198,7 +200,7 @@ def _pattern(template: str) -> re.Pattern:
 
 def test_every_input_message_of_the_table_is_exercised():
     keys = [k for k in messages() if k.startswith(("input_", "axis_", "value_", "non_finite"))]
-    assert len(keys) == 11
+    assert len(keys) == 12
     for key in keys:
         assert any(_pattern(messages()[key]).match(m) for _, _, m in INPUT_RULES), key
 
@@ -216,7 +218,7 @@ def test_a_bare_tensor_is_the_first_input():
     assert refused.value.message == f"expected 3 to 4 inputs ({NAMES}), got 1"
     with pytest.raises(ContractError) as refused:
         normalize_feed(_contract(), "x")
-    assert refused.value.message == "expected inputs as a dict {input name: value}, a list or tuple, or one tensor; got str"
+    assert refused.value.message == "expected inputs as a dict of input names to values, a list or tuple, or one tensor; got str"
 
 
 def test_non_finite_inputs_pass_when_allowed():

@@ -171,8 +171,8 @@ TEST(positional_feeds) {
                                    false).values.size(), 6u);
   EXPECT_REFUSAL("input_count", "expected 3 to 6 inputs (" + kNames + "), got 1",
                  contract().check_inputs(feed[0].second, false));
-  EXPECT_USER_ERROR("expected inputs as a dict {input name: value}, a list or tuple, or one tensor; got int",
-                    contract().check_inputs(c10::IValue(int64_t{3}), false));
+  EXPECT_REFUSAL("input_feed", "expected inputs as a dict of input names to values, a list or tuple, or one tensor; got int",
+                 contract().check_inputs(c10::IValue(int64_t{3}), false));
   auto dict = c10::impl::GenericDict(c10::AnyType::get(), c10::AnyType::get());
   dict.insert(int64_t{0}, torch::zeros({1}));
   EXPECT_USER_ERROR("input names must be strings, got int", contract().check_inputs(dict, false));
