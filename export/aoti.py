@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from torchship.errors import ArtifactError, ExportError
+from torchship.errors import ArtifactError, ExportError, first_line
 from torchship.export import program
 from torchship.export.bounds import check_json_text
 
@@ -68,8 +68,8 @@ def export_program(model: nn.Module, contract: dict, example: dict, device: str 
                                        tuple(program.graph_inputs(contract, feed, "aoti", device)),
                                        dynamic_shapes={"inputs": program.dynamic_shapes(contract)})
         except Exception as e:  # torch.export raises UserError, GuardOnDataDependentSymNode, ...
-            raise ExportError(f"{name}: torch.export cannot capture it ({_first_line(e)}); use "
-                              f"--format torchscript (script mode keeps Python control flow)") from None
+            raise ExportError(f"{name}: torch.export cannot capture it ({type(e).__name__}: "
+                              f"{first_line(e)[:300]}); use --format torchscript (script mode keeps Python control flow)") from None
 
 
 def compile_package(program: torch.export.ExportedProgram, contract: dict, path: Path,
@@ -88,8 +88,8 @@ def compile_package(program: torch.export.ExportedProgram, contract: dict, path:
                 program, package_path=buffer,
                 inductor_configs={**options, "aot_inductor.metadata": metadata})
         except Exception as e:  # inductor raises its own error types, with C++ compiler output
-            raise ExportError(f"{contract['model']}: AOTInductor cannot compile it ({_first_line(e)}); "
-                              f"use --format torchscript or --format onnx instead") from None
+            raise ExportError(f"{contract['model']}: AOTInductor cannot compile it ({type(e).__name__}: "
+                              f"{first_line(e)[:300]}); use --format torchscript or --format onnx instead") from None
     Path(path).write_bytes(buffer.getvalue())
     embedded = read_metadata(Path(path), "compile it again").get(CONTRACT_KEY)
     assert embedded is not None and json.loads(embedded) == contract_of(contract), "the package lost its contract"
@@ -131,8 +131,3 @@ def _fill(model: str, spec: dict):
     if spec["kind"] == "tensor":
         raise ExportError(f"{model}: the export example has no tensor for input '{spec['name']}'")
     return spec.get("low", 0) if spec["kind"] != "bool" else False
-
-
-def _first_line(error: Exception) -> str:
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return f"{type(error).__name__}: {lines[0] if lines else ''}"[:300]

@@ -5,7 +5,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from torchship.errors import ExportError
+from torchship.errors import ExportError, first_line
 from torchship.export import program
 from torchship.models.spec import ModelSpec
 
@@ -58,7 +58,7 @@ def check_onnx(spec: ModelSpec, path: Path) -> None:
     try:
         onnx.checker.check_model(proto, full_check=True)
     except onnx.checker.ValidationError as e:
-        raise ExportError(f"{spec.name}: exported ONNX fails onnx.checker: {str(e).splitlines()[0]}") from None
+        raise ExportError(f"{spec.name}: exported ONNX fails onnx.checker: {first_line(e)}") from None
     graph_inputs = {i.name: i for i in proto.graph.input}
     for input_spec in spec.inputs:
         expected = list(input_spec.shape) if input_spec.kind == "tensor" else []

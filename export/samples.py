@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from torchship.errors import ArtifactError
+from torchship.errors import ArtifactError, first_line
 from torchship.export.contract import flatten_outputs
 from torchship.models.spec import ModelSpec
 
@@ -81,7 +81,7 @@ def load_samples(path: Path, contract: dict | None = None) -> list[Case]:
     try:
         raw = torch.load(path, weights_only=True)
     except Exception as e:  # weights_only refuses code; torch raises many types for bad files
-        raise ArtifactError(f"{path}: not a samples file torch.load can read safely ({_first_line(e)}); {fix}") \
+        raise ArtifactError(f"{path}: not a samples file torch.load can read safely ({first_line(e)}); {fix}") \
             from None
     if not isinstance(raw, list):
         raise ArtifactError(f"{path}: expected a list of cases, got {type(raw).__name__}; {fix}")
@@ -100,7 +100,3 @@ def load_samples(path: Path, contract: dict | None = None) -> list[Case]:
             raise ArtifactError(f"{where}: expected output tensors {outputs or ''}; {fix}")
         cases.append(Case(record["name"], dict(record["inputs"]), dict(record["outputs"])))
     return cases
-
-
-def _first_line(error: Exception) -> str:
-    return next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)

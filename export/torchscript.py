@@ -6,7 +6,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from torchship.errors import ExportError
+from torchship.errors import ExportError, first_line
 from torchship.export.compare import compare_outputs
 from torchship.export.contract import flatten_outputs
 from torchship.export.samples import make_cases, run_eager
@@ -57,7 +57,7 @@ def trace(spec: ModelSpec, model: nn.Module) -> torch.jit.ScriptModule:
         return torch.jit.trace(_TraceForward(model, spec.contract()), _as_tensors(spec, example),
                                check_trace=False, strict=False)
     except Exception as e:  # tracing fails in many ways on code it cannot follow
-        raise ExportError(f"{spec.name}: torch.jit.trace failed ({_first_line(e)}); try --mode script "
+        raise ExportError(f"{spec.name}: torch.jit.trace failed ({first_line(e)}); try --mode script "
                           "or --format onnx") from None
 
 
@@ -106,7 +106,7 @@ def script(spec: ModelSpec, model: nn.Module) -> torch.jit.ScriptModule:
     try:
         scripted = torch.jit.script(model)
     except Exception as e:  # TorchScript's frontend raises its own error types
-        raise ExportError(f"{spec.name}: torch.jit.script failed ({_first_line(e)}); try --mode trace "
+        raise ExportError(f"{spec.name}: torch.jit.script failed ({first_line(e)}); try --mode trace "
                           "or --format onnx") from None
     if spec.control_flow and "prim::Loop" not in str(scripted.graph):
         raise ExportError(f"{spec.name}: the scripted graph has no prim::Loop; its control flow was lost")
@@ -119,7 +119,3 @@ def export_torchscript(spec: ModelSpec, model: nn.Module, mode: str, path: Path,
     if mode == "trace":
         check_trace(spec, model, module)
     torch.jit.save(module, str(path), _extra_files={"manifest.json": json.dumps(contract, indent=2)})
-
-
-def _first_line(error: Exception) -> str:
-    return next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from torchship.errors import ArtifactError, CheckpointError
+from torchship.errors import ArtifactError, CheckpointError, first_line
 from torchship.export.bounds import check_torch_archive
 from torchship.models.artifacts import WEIGHTS, sha256_file
 from torchship.models.spec import ModelSpec
@@ -26,7 +26,7 @@ def load_into(spec: ModelSpec, path: Path, fix: str) -> nn.Module:
         try:
             spec.load_weights(model, path)
         except Exception as e:  # the spec's own loader: any failure is the checkpoint's
-            raise CheckpointError(f"{path}: {spec.name}'s weights loader failed: {_first_line(e)}; {fix}") from None
+            raise CheckpointError(f"{path}: {spec.name}'s weights loader failed: {first_line(e)}; {fix}") from None
         return model.eval()
     if not Path(path).is_file():
         raise CheckpointError(f"no checkpoint at {path}; {fix}")
@@ -38,7 +38,7 @@ def load_into(spec: ModelSpec, path: Path, fix: str) -> nn.Module:
         state = torch.load(path, weights_only=True, map_location="cpu")
     except Exception as e:  # torch raises many types for corrupt or foreign files
         raise CheckpointError(f"{path} is not a state_dict torch.load can read safely "
-                              f"({_first_line(e)}); save it with torch.save(model.state_dict(), PATH)") from None
+                              f"({first_line(e)}); save it with torch.save(model.state_dict(), PATH)") from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(f"{path}: expected a state_dict (names -> tensors), got {type(state).__name__}; "
                               "save it with torch.save(model.state_dict(), PATH)")
@@ -83,7 +83,3 @@ def load_checkpoint(spec: ModelSpec, folder: Path, sha256: str | None, fix: str)
     if sha256 is not None and sha256_file(path) != sha256:
         raise CheckpointError(f"{path} changed since the export (its sha256 differs from the manifest's); {fix}")
     return load_into(spec, path, fix)
-
-
-def _first_line(error: Exception) -> str:
-    return (str(error).strip().splitlines() or [type(error).__name__])[0]

@@ -36,3 +36,9 @@ class ExportError(TorchshipError):
 
 class RunnerError(TorchshipError):
     """torchship-run is missing or refused its input (its own line is in the message)."""
+
+
+def first_line(error: BaseException) -> str:
+    """The first non-empty line of an error from a library we call (torch, onnx, inductor),
+    for a one-line message; its type name when it says nothing."""
+    return next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)

@@ -6,7 +6,7 @@ from pathlib import Path
 import torch
 
 from torchship.compat import check_artifact_torch
-from torchship.errors import ArtifactError
+from torchship.errors import ArtifactError, first_line
 from torchship.export.bounds import check_json_text
 from torchship.export.program import graph_inputs
 from torchship.export.aoti import (CONTRACT_KEY, CPU_ISA_KEY, DEVICE_KEY, TORCH_KEY, contract_of,
@@ -50,7 +50,7 @@ class AotiBackend(Backend):
         try:
             self.loader = torch._inductor.aoti_load_package(source, device_index=index).loader
         except Exception as e:  # the native loader raises RuntimeError with its own text
-            raise ArtifactError(f"{path.name}: AOTInductor cannot load it: {str(e).splitlines()[0]}; {fix}") from None
+            raise ArtifactError(f"{path.name}: AOTInductor cannot load it: {first_line(e)}; {fix}") from None
         finally:
             if not isinstance(source, str):
                 source.close()

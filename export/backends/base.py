@@ -12,7 +12,7 @@ import torch
 
 from torchship.export.artifact import Artifact
 from torchship.export.contract import check_inputs, check_outputs, flatten_outputs, normalize_feed
-from torchship.errors import TorchshipError
+from torchship.errors import TorchshipError, first_line
 
 
 class Backend:
@@ -60,8 +60,7 @@ class Backend:
         except TorchshipError:
             raise
         except Exception as e:  # the runtime's own failure on an input the contract allowed
-            detail = next((l.strip() for l in str(e).splitlines() if l.strip()), "")
-            raise TorchshipError(f"{self.label} failed to run: {type(e).__name__}: {detail}") from None
+            raise TorchshipError(f"{self.label} failed to run: {type(e).__name__}: {first_line(e)}") from None
         outputs = self._flatten(returned)
         check_outputs(self.contract, outputs, sizes)
         return outputs

@@ -5,7 +5,7 @@ import torch
 
 from torchship.export.backends.base import Backend
 from torchship.export.contract import name_flat_outputs
-from torchship.errors import ArtifactError, ContractError, TorchshipError
+from torchship.errors import ArtifactError, ContractError, TorchshipError, first_line
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 # Scalar inputs are 0-dim tensors in ONNX.
@@ -66,7 +66,7 @@ class OnnxRuntimeBackend(_FlatOutputs, Backend):
             self.session = ort.InferenceSession(str(path), options, providers=[provider],
                                                 provider_options=provider_options)
         except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph/... types
-            raise ArtifactError(f"{path.name}: onnxruntime cannot load it: {str(e).splitlines()[0]}") from None
+            raise ArtifactError(f"{path.name}: onnxruntime cannot load it: {first_line(e)}") from None
         if self.session.get_providers()[0] != provider:
             raise TorchshipError(f"onnxruntime was asked for {provider} but runs on "
                             f"{self.session.get_providers()[0]}; refusing a silent fallback")
@@ -88,7 +88,7 @@ class OnnxReferenceBackend(_FlatOutputs, Backend):
         try:
             self.evaluator = ReferenceEvaluator(str(path))
         except Exception as e:  # protobuf DecodeError, ValueError, ...
-            raise ArtifactError(f"{path.name}: onnx cannot load it: {str(e).splitlines()[0]}") from None
+            raise ArtifactError(f"{path.name}: onnx cannot load it: {first_line(e)}") from None
 
     def _run(self, feed: dict) -> list:
         return self.evaluator.run(None, onnx_feed(self.contract, feed))

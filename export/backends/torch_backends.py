@@ -4,7 +4,7 @@ import torch
 
 from torchship.export.artifact import Artifact
 from torchship.export.backends.base import Backend
-from torchship.errors import ArtifactError
+from torchship.errors import ArtifactError, first_line
 from torchship.models.weights import load_checkpoint
 
 
@@ -30,7 +30,7 @@ class TorchScriptBackend(Backend):
         try:
             self.module = torch.jit.load(str(path), map_location=self.device).eval()
         except Exception as e:  # torch raises RuntimeError and friends for corrupt archives
-            raise ArtifactError(f"{path.name}: torch.jit.load failed: {str(e).splitlines()[0]}") from None
+            raise ArtifactError(f"{path.name}: torch.jit.load failed: {first_line(e)}") from None
 
     @torch.no_grad()
     def _run(self, feed: dict):
