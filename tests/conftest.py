@@ -8,7 +8,9 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from torchship.errors import TorchshipError
 from torchship.export.cli import export_command
+from torchship.export.cpp_runner import runner_path
 from torchship.models import registry
 from torchship.models.cli import main as train_command
 
@@ -120,3 +122,12 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "cuda" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def runner() -> Path:
+    """The built torchship-run. The C++ tests fail, not skip, without it: CI builds it."""
+    try:
+        return runner_path()
+    except TorchshipError as e:
+        pytest.fail(e.message)

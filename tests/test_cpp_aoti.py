@@ -9,7 +9,6 @@ import random
 import re
 import shutil
 import zipfile
-from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import pytest
 import torch
 
 from tests.conftest import SEEDS
-from tests.test_fuzz_cpp import WORKERS, classify, probe
+from tests.test_fuzz_cpp import WORKERS, probe, tally
 from torchship.export.aoti import CONTRACT_KEY, CPU_ISA_KEY, DEVICE_KEY, METADATA_SUFFIX, TORCH_KEY
 from torchship.export.cpp_runner import run_runner
 from torchship.models import get_spec
@@ -187,13 +186,6 @@ def test_damaged_packages_are_refused_or_harmless(cpp_packages, tmp_path):
         results = list(pool.map(lambda path: probe(path, inputs), paths))
     baseline_result, baseline = results[0]
     assert baseline_result.returncode == 0, baseline_result.stderr
-    outcomes, bad = Counter(), []
-    for (what, _), (result, output) in zip(jobs[1:], results[1:]):
-        outcome = classify(result, output, baseline)
-        outcomes[outcome] += 1
-        if outcome in ("signal", "wrong"):
-            bad.append(f"{what}: {outcome} (exit {result.returncode}) {result.stderr.strip()[:200]}")
-    print(f"\nfuzz: {MUTATIONS} byte mutations + {TRUNCATIONS} truncations of a .pt2: "
-          + ", ".join(f"{k} {outcomes[k]}" for k in ("refused", "identical", "signal", "wrong")))
-    assert sum(outcomes.values()) == MUTATIONS + TRUNCATIONS
-    assert not bad, "\n".join(bad)
+    tally(f"{MUTATIONS} byte mutations + {TRUNCATIONS} truncations of a .pt2",
+          [(what, result, output, baseline) for (what, _), (result, output) in zip(jobs[1:], results[1:])],
+          MUTATIONS + TRUNCATIONS)

@@ -17,10 +17,9 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from torchship.errors import TorchshipError
-from torchship.export.cpp_runner import run_runner, runner_path
+from torchship.export.cpp_runner import run_runner
 
-pytestmark = pytest.mark.cpp
+pytestmark = [pytest.mark.cpp, pytest.mark.usefixtures("runner")]
 
 ERROR = "torchship-run: error: "
 REEXPORT = "re-export it with 'export-model NAME --format torchscript'"
@@ -118,14 +117,6 @@ NAMED = {
     "axes": {"batch": {"min": 1, "max": 8}},
     "tolerance": TOLERANCE,
 }
-
-
-@pytest.fixture(scope="module", autouse=True)
-def runner() -> Path:
-    try:
-        return runner_path()
-    except TorchshipError as e:
-        pytest.fail(e.message)
 
 
 def save_archive(folder: Path, module: nn.Module, contract: dict) -> Path:

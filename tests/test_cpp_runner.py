@@ -11,27 +11,18 @@ from pathlib import Path
 import pytest
 import torch
 
-from torchship.errors import TorchshipError
 from torchship.export.contract import flatten_outputs
-from torchship.export.cpp_runner import run_runner, runner_path
+from torchship.export.cpp_runner import run_runner
 from torchship.export.samples import scalar_combinations
 from torchship.models import BATCH, get_spec
 from torchship.models.weights import load_checkpoint
 from tests.conftest import SEEDS
 
-pytestmark = pytest.mark.cpp
+pytestmark = [pytest.mark.cpp, pytest.mark.usefixtures("runner")]
 
 ARCHIVE = "model.torchscript.pt"
 ERROR = "torchship-run: error: "
 UNSEEN_BATCHES = (3, 33, 300)  # the export's samples use other sizes
-
-
-@pytest.fixture(scope="session", autouse=True)
-def runner() -> Path:
-    try:
-        return runner_path()
-    except TorchshipError as e:
-        pytest.fail(e.message)
 
 
 def run(*args):

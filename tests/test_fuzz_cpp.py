@@ -80,17 +80,23 @@ def test_damaged_archives_are_refused_or_harmless(exported, tmp_path):
         if what == "original":
             assert result.returncode == 0, result.stderr
             baselines[name] = output
+    tally(f"{MUTATIONS} byte mutations + {TRUNCATIONS} truncations over {len(SEEDS)} archives",
+          [(f"{name} {what}", result, output, baselines[name])
+           for (name, what, _), (result, output) in zip(jobs, results) if what != "original"],
+          MUTATIONS + TRUNCATIONS)
+
+
+def tally(label: str, runs: list, expected: int) -> None:
+    """Classify every (what, result, output, baseline), print the counts, and fail on any
+    signal or wrong answer."""
     outcomes, bad = Counter(), []
-    for (name, what, _), (result, output) in zip(jobs, results):
-        if what == "original":
-            continue
-        outcome = classify(result, output, baselines[name])
+    for what, result, output, baseline in runs:
+        outcome = classify(result, output, baseline)
         outcomes[outcome] += 1
         if outcome in ("signal", "wrong"):
-            bad.append(f"{name} {what}: {outcome} (exit {result.returncode}) {result.stderr.strip()[:200]}")
-    print(f"\nfuzz: {MUTATIONS} byte mutations + {TRUNCATIONS} truncations over {len(SEEDS)} archives: "
-          + ", ".join(f"{k} {outcomes[k]}" for k in ("refused", "identical", "signal", "wrong")))
-    assert sum(outcomes.values()) == MUTATIONS + TRUNCATIONS
+            bad.append(f"{what}: {outcome} (exit {result.returncode}) {result.stderr.strip()[:200]}")
+    print(f"\nfuzz: {label}: " + ", ".join(f"{k} {outcomes[k]}" for k in ("refused", "identical", "signal", "wrong")))
+    assert sum(outcomes.values()) == expected
     assert not bad, "\n".join(bad)
 
 

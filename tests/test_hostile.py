@@ -23,7 +23,6 @@ from tests.hostile.campaign import (BAD, CPP_CLASSES, PY_CLASSES, WRITE_CLASSES,
                                     format_counts, run_campaign)
 from torchship.errors import ArtifactError
 from torchship.export.bounds import MAX_DEPTH, check_torch_archive, read_json_bounded
-from torchship.models import artifacts
 from torchship.models.artifacts import (LOCK_NAME, atomic_path, folder_lock, read_json, sweep_stale_temps,
                                         transaction)
 

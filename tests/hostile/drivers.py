@@ -14,7 +14,6 @@ machines where the test cannot mount a small tmpfs).
 
 import errno
 import hashlib
-import json
 import os
 import sys
 import time
